@@ -1,0 +1,84 @@
+import { existsSync, readFileSync } from "node:fs";
+import { parse as parseYaml } from "yaml";
+import type { z } from "zod";
+import { addSecret } from "../util/log.js";
+import { type Config, ConfigSchema, secretsOf } from "./schema.js";
+
+export const ADDON_OPTIONS = "/data/options.json";
+
+export class ConfigError extends Error {
+  constructor(
+    message: string,
+    readonly issues: string[] = [],
+  ) {
+    super(message);
+    this.name = "ConfigError";
+  }
+}
+
+/** `meters[0].baud` from ["meters", 0, "baud"]. */
+function keyPath(path: readonly PropertyKey[]): string {
+  let out = "";
+  for (const p of path) out += typeof p === "number" ? `[${p}]` : out ? `.${String(p)}` : String(p);
+  return out || "(top level)";
+}
+
+function describe(issue: z.core.$ZodIssue, input: unknown): string {
+  const where = keyPath(issue.path);
+  let got: unknown = input;
+  for (const p of issue.path)
+    got = got && typeof got === "object" ? (got as Record<PropertyKey, unknown>)[p] : undefined;
+  switch (issue.code) {
+    case "unrecognized_keys":
+      return `${where}: unknown key${issue.keys.length > 1 ? "s" : ""} ${issue.keys.map((k) => `"${k}"`).join(", ")}`;
+    case "invalid_union":
+      if ("discriminator" in issue && issue.discriminator)
+        return `${where}.${issue.discriminator}: expected one of the supported meter types (dsmr)`;
+      return `${where}: ${issue.message}`;
+    case "invalid_type":
+      return got === undefined
+        ? `${where}: missing, expected ${issue.expected}`
+        : `${where}: expected ${issue.expected}, got ${typeof got}`;
+    default: {
+      // Secrets are not echoed back; everything else is, so the user sees what was read.
+      const shown = /password|token/i.test(where)
+        ? ""
+        : got !== undefined && typeof got !== "object"
+          ? ` (got ${JSON.stringify(got)})`
+          : "";
+      return `${where}: ${issue.message}${shown}`;
+    }
+  }
+}
+
+export function parseConfig(input: unknown, source = "config"): Config {
+  const result = ConfigSchema.safeParse(input);
+  if (!result.success) {
+    const issues = result.error.issues.map((i) => describe(i, input));
+    throw new ConfigError(`invalid ${source}:\n  ${issues.join("\n  ")}`, issues);
+  }
+  for (const s of secretsOf(result.data)) addSecret(s);
+  return result.data;
+}
+
+/** Reads a YAML (or JSON) file; without a path, the add-on's /data/options.json. */
+export function loadConfig(path?: string): { config: Config; source: string } {
+  const file = path ?? (existsSync(ADDON_OPTIONS) ? ADDON_OPTIONS : undefined);
+  if (!file)
+    throw new ConfigError(`no configuration: pass --config FILE (or run as the add-on, which has ${ADDON_OPTIONS})`);
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (err) {
+    throw new ConfigError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  let raw: unknown;
+  try {
+    raw = file.endsWith(".json") ? JSON.parse(text) : parseYaml(text);
+  } catch (err) {
+    throw new ConfigError(
+      `${file} is not valid ${file.endsWith(".json") ? "JSON" : "YAML"}: ${(err as Error).message}`,
+    );
+  }
+  return { config: parseConfig(raw ?? {}, file), source: file };
+}

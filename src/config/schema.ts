@@ -1,0 +1,110 @@
+import { z } from "zod";
+
+/**
+ * The one schema for configuration: types, defaults and validation all come from here.
+ * The YAML file (standalone) and /data/options.json (add-on) have this same shape.
+ */
+
+const id = z
+  .string()
+  .regex(/^[a-z0-9_]{1,64}$/, "expected lowercase letters, digits and _ (it is used in MQTT topics and entity ids)");
+
+const seconds = z.number().min(0);
+
+export const MqttSchema = z.strictObject({
+  url: z
+    .string()
+    .regex(/^(mqtts?|wss?|tcp|ssl):\/\//, "expected a URL like mqtt://host:1883 or mqtts://host:8883")
+    .default("mqtt://127.0.0.1:1883"),
+  username: z.string().optional(),
+  password: z.string().optional(),
+  client_id: z.string().optional(),
+  base_topic: z
+    .string()
+    .regex(/^[^#+]+$/, "expected a topic without wildcards")
+    .default("meter2mqtt"),
+  discovery: z.boolean().default(true),
+  discovery_prefix: z.string().default("homeassistant"),
+  /** Minimum seconds between two publications of a value of each kind; totals go out when they change. */
+  min_interval: z
+    .strictObject({
+      power: seconds.default(5),
+      demand: seconds.default(10),
+      voltage: seconds.default(30),
+      current: seconds.default(10),
+      frequency: seconds.default(30),
+      power_factor: seconds.default(30),
+      reactive_power: seconds.default(30),
+    })
+    .prefault({}),
+  reject_unauthorized: z.boolean().default(true),
+});
+
+export const ArchiveSchema = z.strictObject({
+  enabled: z.boolean().default(true),
+  path: z.string().default("./data/meter2mqtt.sqlite"),
+  /** Keep a reading per meter at most every this many seconds (0 keeps every one). */
+  interval: seconds.default(60),
+});
+
+export const HomeAssistantSchema = z.strictObject({
+  statistics: z.boolean().default(false),
+  url: z.string().optional(),
+  token: z.string().optional(),
+});
+
+const port = z
+  .string()
+  .min(1)
+  .regex(
+    /^(\/|[A-Za-z]:|COM\d|tcp:\/\/[^:/]+:\d+$|file:.+)/,
+    "expected a serial device (/dev/ttyUSB0), tcp://host:port or file:path",
+  );
+
+export const DsmrMeterSchema = z.strictObject({
+  id,
+  name: z.string().optional(),
+  type: z.literal("dsmr"),
+  port,
+  baud: z.union([z.literal("auto"), z.literal(115200), z.literal(9600)]).default("auto"),
+  /** Zone the meter's clock runs in; its S/W flag picks the offset on the repeated autumn hour. */
+  timezone: z.string().default("Europe/Amsterdam"),
+  /** Without a telegram for this long the meter counts as gone and the port is reopened. */
+  timeout: seconds.default(30),
+  /** Largest telegram accepted, in bytes; anything longer is dropped as garbage. */
+  max_telegram_bytes: z.number().int().min(256).max(65536).default(8192),
+  /** file: ports only: milliseconds between replayed telegrams, and whether to start over at the end. */
+  replay_interval_ms: z.number().int().min(0).default(1000),
+  replay_loop: z.boolean().default(false),
+});
+
+export const MeterSchema = z.discriminatedUnion("type", [DsmrMeterSchema]);
+
+export const ConfigSchema = z
+  .strictObject({
+    log_level: z.enum(["debug", "info", "warn", "error"]).default("info"),
+    mqtt: MqttSchema.prefault({}),
+    archive: ArchiveSchema.prefault({}),
+    homeassistant: HomeAssistantSchema.prefault({}),
+    meters: z.array(MeterSchema).min(1, "expected at least one meter"),
+  })
+  .superRefine((cfg, ctx) => {
+    const seen = new Set<string>();
+    cfg.meters.forEach((m, i) => {
+      if (seen.has(m.id))
+        ctx.addIssue({ code: "custom", path: ["meters", i, "id"], message: `duplicate meter id "${m.id}"` });
+      seen.add(m.id);
+    });
+  });
+
+export type Config = z.output<typeof ConfigSchema>;
+export type ConfigInput = z.input<typeof ConfigSchema>;
+export type MeterConfig = Config["meters"][number];
+export type DsmrMeterConfig = z.output<typeof DsmrMeterSchema>;
+export type MqttConfig = Config["mqtt"];
+export type ArchiveConfig = Config["archive"];
+
+/** Paths of values that must never be printed. */
+export function secretsOf(cfg: Config): string[] {
+  return [cfg.mqtt.password, cfg.homeassistant.token].filter((s): s is string => typeof s === "string");
+}

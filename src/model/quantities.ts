@@ -1,0 +1,480 @@
+/**
+ * The quantity catalogue: every value a meter can report, described once.
+ * Decode output, JSON state, MQTT discovery and archive columns are all derived from this table.
+ */
+
+export type Kind =
+  | "energy"
+  | "power"
+  | "voltage"
+  | "current"
+  | "gas"
+  | "water"
+  | "heat"
+  | "reactive_energy"
+  | "reactive_power"
+  | "frequency"
+  | "power_factor"
+  | "demand"
+  | "count"
+  | "timestamp"
+  | "text"
+  | "tariff"
+  | "price";
+
+export type StateClass = "measurement" | "total" | "total_increasing";
+
+export interface QuantitySpec {
+  /** Public name, stable: decode output, JSON state key, archive column. */
+  readonly name: string;
+  /** Human label used as the HA entity name (the device name is prepended by HA). */
+  readonly label: string;
+  readonly kind: Kind;
+  readonly type: "number" | "string";
+  readonly unit?: string;
+  readonly deviceClass?: string;
+  readonly stateClass?: StateClass;
+  readonly icon?: string;
+  readonly entityCategory?: "diagnostic";
+  /** Suggested display precision in HA. */
+  readonly precision?: number;
+  /** Stored as a column of the `readings` table. */
+  readonly archive: boolean;
+  /** Hidden in HA until the user enables it (rarely useful values). */
+  readonly disabledByDefault?: boolean;
+}
+
+const specs: QuantitySpec[] = [];
+const add = (q: Omit<QuantitySpec, "archive"> & { archive?: boolean }): void => {
+  specs.push({ archive: q.type === "number", ...q });
+};
+
+const PHASES = [1, 2, 3] as const;
+const TARIFFS = [1, 2, 3, 4] as const;
+
+// Energy registers. state_class "total" (not total_increasing): HA treats any decrease of a
+// total_increasing sensor as a meter reset and books the whole new value as consumption, which
+// is the spike users see after one glitched reading. With "total" a dip and its recovery cancel out.
+for (const dir of ["import", "export"] as const) {
+  const Dir = dir === "import" ? "Energy import" : "Energy export";
+  add({
+    name: `energy_${dir}_kwh`,
+    label: Dir,
+    kind: "energy",
+    type: "number",
+    unit: "kWh",
+    deviceClass: "energy",
+    stateClass: "total",
+    precision: 3,
+  });
+  for (const t of TARIFFS) {
+    add({
+      name: `energy_${dir}_tariff${t}_kwh`,
+      label: `${Dir} tariff ${t}`,
+      kind: "energy",
+      type: "number",
+      unit: "kWh",
+      deviceClass: "energy",
+      stateClass: "total",
+      precision: 3,
+    });
+  }
+}
+add({
+  name: "energy_absolute_kwh",
+  label: "Energy absolute (import + export)",
+  kind: "energy",
+  type: "number",
+  unit: "kWh",
+  deviceClass: "energy",
+  stateClass: "total",
+  precision: 3,
+  disabledByDefault: true,
+});
+
+// Power.
+for (const [name, label] of [
+  ["power_import_w", "Power import"],
+  ["power_export_w", "Power export"],
+  ["power_net_w", "Power net"],
+] as const) {
+  add({
+    name,
+    label,
+    kind: "power",
+    type: "number",
+    unit: "W",
+    deviceClass: "power",
+    stateClass: "measurement",
+    precision: 0,
+  });
+}
+for (const p of PHASES) {
+  add({
+    name: `power_import_l${p}_w`,
+    label: `Power import L${p}`,
+    kind: "power",
+    type: "number",
+    unit: "W",
+    deviceClass: "power",
+    stateClass: "measurement",
+    precision: 0,
+  });
+  add({
+    name: `power_export_l${p}_w`,
+    label: `Power export L${p}`,
+    kind: "power",
+    type: "number",
+    unit: "W",
+    deviceClass: "power",
+    stateClass: "measurement",
+    precision: 0,
+  });
+  add({
+    name: `voltage_l${p}_v`,
+    label: `Voltage L${p}`,
+    kind: "voltage",
+    type: "number",
+    unit: "V",
+    deviceClass: "voltage",
+    stateClass: "measurement",
+    precision: 1,
+  });
+  add({
+    name: `current_l${p}_a`,
+    label: `Current L${p}`,
+    kind: "current",
+    type: "number",
+    unit: "A",
+    deviceClass: "current",
+    stateClass: "measurement",
+    precision: 2,
+  });
+  add({
+    name: `power_factor_l${p}`,
+    label: `Power factor L${p}`,
+    kind: "power_factor",
+    type: "number",
+    deviceClass: "power_factor",
+    stateClass: "measurement",
+    precision: 3,
+    disabledByDefault: true,
+  });
+  add({
+    name: `voltage_sags_l${p}`,
+    label: `Voltage sags L${p}`,
+    kind: "count",
+    type: "number",
+    stateClass: "total",
+    icon: "mdi:flash-triangle",
+    entityCategory: "diagnostic",
+    disabledByDefault: true,
+  });
+  add({
+    name: `voltage_swells_l${p}`,
+    label: `Voltage swells L${p}`,
+    kind: "count",
+    type: "number",
+    stateClass: "total",
+    icon: "mdi:flash-triangle",
+    entityCategory: "diagnostic",
+    disabledByDefault: true,
+  });
+  for (const dir of ["import", "export"] as const) {
+    add({
+      name: `reactive_power_${dir}_l${p}_var`,
+      label: `Reactive power ${dir} L${p}`,
+      kind: "reactive_power",
+      type: "number",
+      unit: "var",
+      deviceClass: "reactive_power",
+      stateClass: "measurement",
+      precision: 0,
+      disabledByDefault: true,
+    });
+  }
+}
+add({
+  name: "power_factor",
+  label: "Power factor",
+  kind: "power_factor",
+  type: "number",
+  deviceClass: "power_factor",
+  stateClass: "measurement",
+  precision: 3,
+  disabledByDefault: true,
+});
+add({
+  name: "frequency_hz",
+  label: "Frequency",
+  kind: "frequency",
+  type: "number",
+  unit: "Hz",
+  deviceClass: "frequency",
+  stateClass: "measurement",
+  precision: 2,
+});
+for (const dir of ["import", "export"] as const) {
+  add({
+    name: `reactive_power_${dir}_var`,
+    label: `Reactive power ${dir}`,
+    kind: "reactive_power",
+    type: "number",
+    unit: "var",
+    deviceClass: "reactive_power",
+    stateClass: "measurement",
+    precision: 0,
+    disabledByDefault: true,
+  });
+  add({
+    name: `reactive_energy_${dir}_kvarh`,
+    label: `Reactive energy ${dir}`,
+    kind: "reactive_energy",
+    type: "number",
+    unit: "kvarh",
+    stateClass: "total",
+    icon: "mdi:sine-wave",
+    precision: 3,
+    disabledByDefault: true,
+  });
+}
+for (const q of [1, 2, 3, 4] as const) {
+  add({
+    name: `reactive_energy_q${q}_kvarh`,
+    label: `Reactive energy quadrant ${q}`,
+    kind: "reactive_energy",
+    type: "number",
+    unit: "kvarh",
+    stateClass: "total",
+    icon: "mdi:sine-wave",
+    precision: 3,
+    disabledByDefault: true,
+  });
+}
+
+// Belgian capacity tariff (Fluvius): the running quarter-hour average and this month's peak.
+add({
+  name: "demand_quarter_hour_w",
+  label: "Quarter-hour average demand",
+  kind: "demand",
+  type: "number",
+  unit: "W",
+  deviceClass: "power",
+  stateClass: "measurement",
+  precision: 0,
+});
+add({
+  name: "demand_month_peak_w",
+  label: "Month peak demand",
+  kind: "demand",
+  type: "number",
+  unit: "W",
+  deviceClass: "power",
+  stateClass: "measurement",
+  precision: 0,
+});
+add({
+  name: "demand_month_peak_at",
+  label: "Month peak demand at",
+  kind: "timestamp",
+  type: "string",
+  deviceClass: "timestamp",
+  archive: true,
+});
+
+// Tariff, failures, thresholds.
+add({ name: "tariff", label: "Tariff", kind: "tariff", type: "number", icon: "mdi:clock-outline" });
+add({
+  name: "power_failures",
+  label: "Power failures",
+  kind: "count",
+  type: "number",
+  stateClass: "total",
+  icon: "mdi:flash-off",
+  entityCategory: "diagnostic",
+});
+add({
+  name: "long_power_failures",
+  label: "Long power failures",
+  kind: "count",
+  type: "number",
+  stateClass: "total",
+  icon: "mdi:flash-off",
+  entityCategory: "diagnostic",
+});
+add({
+  name: "last_long_power_failure_at",
+  label: "Last long power failure ended",
+  kind: "timestamp",
+  type: "string",
+  deviceClass: "timestamp",
+  entityCategory: "diagnostic",
+  archive: false,
+});
+add({
+  name: "last_long_power_failure_s",
+  label: "Last long power failure duration",
+  kind: "count",
+  type: "number",
+  unit: "s",
+  deviceClass: "duration",
+  entityCategory: "diagnostic",
+  archive: false,
+});
+add({
+  name: "breaker_state",
+  label: "Breaker state",
+  kind: "count",
+  type: "number",
+  icon: "mdi:electric-switch",
+  entityCategory: "diagnostic",
+  archive: false,
+  disabledByDefault: true,
+});
+add({
+  name: "limiter_threshold_w",
+  label: "Limiter threshold",
+  kind: "power",
+  type: "number",
+  unit: "W",
+  deviceClass: "power",
+  entityCategory: "diagnostic",
+  archive: false,
+  disabledByDefault: true,
+});
+add({
+  name: "fuse_threshold_a",
+  label: "Fuse threshold",
+  kind: "current",
+  type: "number",
+  unit: "A",
+  deviceClass: "current",
+  entityCategory: "diagnostic",
+  archive: false,
+  disabledByDefault: true,
+});
+add({
+  name: "text_message",
+  label: "Text message",
+  kind: "text",
+  type: "string",
+  icon: "mdi:message-text-outline",
+  entityCategory: "diagnostic",
+  disabledByDefault: true,
+});
+
+// M-Bus devices: the first of a kind has the plain name, a second one gets `_2`.
+for (const suffix of ["", "_2"] as const) {
+  const n = suffix ? " 2" : "";
+  add({
+    name: `gas${suffix}_m3`,
+    label: `Gas${n}`,
+    kind: "gas",
+    type: "number",
+    unit: "m³",
+    deviceClass: "gas",
+    stateClass: "total",
+    precision: 3,
+  });
+  add({
+    name: `gas${suffix}_at`,
+    label: `Gas${n} reading time`,
+    kind: "timestamp",
+    type: "string",
+    deviceClass: "timestamp",
+    entityCategory: "diagnostic",
+    archive: true,
+  });
+  add({
+    name: `water${suffix}_m3`,
+    label: `Water${n}`,
+    kind: "water",
+    type: "number",
+    unit: "m³",
+    deviceClass: "water",
+    stateClass: "total",
+    precision: 3,
+  });
+  add({
+    name: `water${suffix}_at`,
+    label: `Water${n} reading time`,
+    kind: "timestamp",
+    type: "string",
+    deviceClass: "timestamp",
+    entityCategory: "diagnostic",
+    archive: true,
+  });
+  add({
+    name: `heat${suffix}_gj`,
+    label: `Heat${n}`,
+    kind: "heat",
+    type: "number",
+    unit: "GJ",
+    deviceClass: "energy",
+    stateClass: "total",
+    precision: 3,
+  });
+  add({
+    name: `heat${suffix}_at`,
+    label: `Heat${n} reading time`,
+    kind: "timestamp",
+    type: "string",
+    deviceClass: "timestamp",
+    entityCategory: "diagnostic",
+    archive: true,
+  });
+}
+
+// Price (RAVEn, tariffs).
+add({
+  name: "price_per_kwh",
+  label: "Price",
+  kind: "price",
+  type: "number",
+  icon: "mdi:currency-usd",
+  stateClass: "measurement",
+  precision: 4,
+});
+// Bridge diagnostics per meter (not from the meter itself).
+add({
+  name: "frames_received",
+  label: "Frames received",
+  kind: "count",
+  type: "number",
+  stateClass: "total_increasing",
+  icon: "mdi:counter",
+  entityCategory: "diagnostic",
+  archive: false,
+});
+add({
+  name: "frames_rejected",
+  label: "Frames rejected",
+  kind: "count",
+  type: "number",
+  stateClass: "total_increasing",
+  icon: "mdi:alert-circle-outline",
+  entityCategory: "diagnostic",
+  archive: false,
+});
+add({
+  name: "currency",
+  label: "Currency",
+  kind: "text",
+  type: "string",
+  entityCategory: "diagnostic",
+  archive: false,
+});
+
+export const QUANTITIES: ReadonlyMap<string, QuantitySpec> = new Map(specs.map((s) => [s.name, s]));
+
+export function quantity(name: string): QuantitySpec | undefined {
+  return QUANTITIES.get(name);
+}
+
+/** Columns of the archive's `readings` table, in catalogue order. */
+export const ARCHIVE_COLUMNS: readonly QuantitySpec[] = specs.filter((s) => s.archive);
+
+/** Units a spec's unit_of_measurement is published in; currency-based price units are set per meter. */
+export function priceUnit(currency: string | undefined): string | undefined {
+  return currency ? `${currency}/kWh` : undefined;
+}
