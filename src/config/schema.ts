@@ -25,9 +25,14 @@ export const MqttSchema = z.strictObject({
     .default("meter2mqtt"),
   discovery: z.boolean().default(true),
   discovery_prefix: z.string().default("homeassistant"),
-  /** Minimum seconds between two publications of a value of each kind; totals go out when they change. */
+  /**
+   * Minimum seconds between two publications of a value of each kind, so a meter that sends every
+   * second does not flood HA's recorder. A value that did not change is never re-sent; kinds not
+   * listed (gas, water, heat, counters, timestamps) go out as soon as they change.
+   */
   min_interval: z
     .strictObject({
+      energy: seconds.default(10),
       power: seconds.default(5),
       demand: seconds.default(10),
       voltage: seconds.default(30),
