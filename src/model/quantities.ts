@@ -240,6 +240,17 @@ for (const dir of ["import", "export"] as const) {
 }
 for (const q of [1, 2, 3, 4] as const) {
   add({
+    name: `reactive_power_q${q}_var`,
+    label: `Reactive power quadrant ${q}`,
+    kind: "reactive_power",
+    type: "number",
+    unit: "var",
+    deviceClass: "reactive_power",
+    stateClass: "measurement",
+    precision: 0,
+    disabledByDefault: true,
+  });
+  add({
     name: `reactive_energy_q${q}_kvarh`,
     label: `Reactive energy quadrant ${q}`,
     kind: "reactive_energy",
@@ -342,17 +353,19 @@ add({
   archive: false,
   disabledByDefault: true,
 });
-add({
-  name: "fuse_threshold_a",
-  label: "Fuse threshold",
-  kind: "current",
-  type: "number",
-  unit: "A",
-  deviceClass: "current",
-  entityCategory: "diagnostic",
-  archive: false,
-  disabledByDefault: true,
-});
+for (const p of PHASES) {
+  add({
+    name: `fuse_threshold_l${p}_a`,
+    label: `Fuse threshold L${p}`,
+    kind: "current",
+    type: "number",
+    unit: "A",
+    deviceClass: "current",
+    entityCategory: "diagnostic",
+    archive: false,
+    disabledByDefault: true,
+  });
+}
 add({
   name: "text_message",
   label: "Text message",

@@ -1,0 +1,507 @@
+import { QUANTITIES } from "../../model/quantities.js";
+import { crc16 } from "./crc.js";
+import { MANUFACTURERS, MBUS_KIND, NUMERIC, obisKey, obisString, parseObis, UNIT_EXP } from "./obis.js";
+import { isPlaceholderTime, parseDsmrTime } from "./time.js";
+
+/**
+ * DSMR telegram decoder: a pure function over the bytes of one frame ('/' … '!' CRC).
+ * One pass over the bytes, no regular expressions and no intermediate line strings: the
+ * most used Python parser runs a regex over the whole telegram for every object it knows.
+ */
+
+export interface MbusDevice {
+  channel: number;
+  /** EN 13757-3 device type (3 gas, 7 water, 4/12 heat), when the telegram says. */
+  type?: number;
+  id?: string;
+  value?: number;
+  unit?: string;
+  /** UTC ms of the device's own reading; null when the meter sent a placeholder or invalid date. */
+  at?: number | null;
+  valve?: number;
+}
+
+export interface PowerFailure {
+  /** UTC ms when the failure ended, null if the meter's timestamp is invalid. */
+  end: number | null;
+  durationS: number;
+}
+
+export interface MonthPeak {
+  /** Start of the month the peak belongs to (UTC ms). */
+  month: number | null;
+  /** When the peak quarter-hour occurred (UTC ms). */
+  at: number | null;
+  w: number;
+}
+
+export interface Telegram {
+  /** Header after '/', e.g. "ISk5\2MT382-1000". Non-ASCII bytes are kept as Latin-1. */
+  header: string;
+  manufacturer: string;
+  model: string;
+  /** P1 version as the meter states it ("50", "42", Fluvius "50217"), if it does. */
+  version?: string;
+  /** UTC ms of the telegram (0-0:1.0.0); absent on DSMR 2/3 and EasyMeter. */
+  time?: number;
+  equipmentId?: string;
+  crc: "valid" | "absent";
+  /** Catalogue quantities (src/model/quantities.ts). */
+  values: Record<string, number | string>;
+  mbus: MbusDevice[];
+  powerFailureLog?: PowerFailure[];
+  monthPeaks?: MonthPeak[];
+  /** Every object as its raw value groups, keyed by OBIS code; only with `raw: true`. */
+  raw?: Record<string, string[]>;
+}
+
+export type DecodeResult = { ok: true; telegram: Telegram } | { ok: false; reason: string };
+
+export interface DecodeOptions {
+  /** Zone of the meter's clock; default Europe/Amsterdam. */
+  timezone?: string;
+  raw?: boolean;
+}
+
+const SLASH = 0x2f;
+const BANG = 0x21;
+const LPAREN = 0x28;
+const RPAREN = 0x29;
+const CR = 0x0d;
+const LF = 0x0a;
+const STAR = 0x2a;
+const DOT = 0x2e;
+
+type Handler = (ctx: Ctx, channel: number) => void;
+
+interface Ctx {
+  buf: Uint8Array;
+  /** Start and end offsets of the value groups of the current object, without parentheses. */
+  gs: Int32Array;
+  ge: Int32Array;
+  n: number;
+  zone: string;
+  t: Telegram;
+}
+
+// ---- value parsing -------------------------------------------------------------------------
+
+/** Scratch results of parseNumber: mantissa, decimals, and where the unit starts (-1: none). */
+let numMant = 0;
+let numDec = 0;
+let numUnitAt = -1;
+
+/** Parses `[-]digits[.digits][*unit]` in buf[s..e); returns false when it is not a number. */
+function parseNumber(buf: Uint8Array, s: number, e: number): boolean {
+  let i = s;
+  let neg = false;
+  if (i < e && buf[i] === 0x2d) {
+    neg = true;
+    i++;
+  }
+  let mant = 0;
+  let dec = -1;
+  let digits = 0;
+  for (; i < e; i++) {
+    const c = buf[i]!;
+    if (c >= 0x30 && c <= 0x39) {
+      mant = mant * 10 + (c - 0x30);
+      digits++;
+      if (dec >= 0) dec++;
+    } else if (c === DOT && dec < 0) dec = 0;
+    else break;
+  }
+  if (digits === 0 || digits > 17) return false;
+  if (i < e) {
+    if (buf[i] !== STAR) return false;
+    numUnitAt = i + 1;
+  } else numUnitAt = -1;
+  numMant = neg ? -mant : mant;
+  numDec = dec < 0 ? 0 : dec;
+  return true;
+}
+
+const POW10 = [1, 10, 100, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18];
+
+/** mant × 10^(exp − dec), computed so that a decimal like 0.244 kW becomes exactly 244 W. */
+function scaled(mant: number, dec: number, exp: number): number {
+  const k = exp - dec;
+  return k >= 0 ? mant * POW10[k]! : mant / POW10[-k]!;
+}
+
+function latin1(buf: Uint8Array, s: number, e: number): string {
+  let out = "";
+  for (let i = s; i < e; i++) out += String.fromCharCode(buf[i]!);
+  return out;
+}
+
+/** Unit text → conversion; cached by the unit's bytes so the hot path allocates no strings. */
+const unitCache = new Map<number, { unit: string; exp: number } | null>();
+function unitAt(buf: Uint8Array, s: number, e: number): { unit: string; exp: number } | null {
+  let h = e - s;
+  for (let i = s; i < e; i++) h = (h * 131 + buf[i]!) % 2147483647;
+  let u = unitCache.get(h);
+  if (u === undefined) {
+    u = UNIT_EXP[latin1(buf, s, e)] ?? null;
+    unitCache.set(h, u);
+  }
+  return u;
+}
+
+/** Reads group g as a number in catalogue units; NaN when it is not one. */
+function groupNumber(ctx: Ctx, g: number): number {
+  const s = ctx.gs[g]!;
+  const e = ctx.ge[g]!;
+  if (!parseNumber(ctx.buf, s, e)) return Number.NaN;
+  if (numUnitAt < 0) return scaled(numMant, numDec, 0);
+  const u = unitAt(ctx.buf, numUnitAt, e);
+  return scaled(numMant, numDec, u ? u.exp : 0);
+}
+
+function groupUnit(ctx: Ctx, g: number): string | undefined {
+  const e = ctx.ge[g]!;
+  if (!parseNumber(ctx.buf, ctx.gs[g]!, e) || numUnitAt < 0) return undefined;
+  return unitAt(ctx.buf, numUnitAt, e)?.unit ?? latin1(ctx.buf, numUnitAt, e);
+}
+
+function groupTime(ctx: Ctx, g: number): number | null {
+  return parseDsmrTime(ctx.buf, ctx.gs[g]!, ctx.ge[g]!, ctx.zone);
+}
+
+/** Equipment ids are ASCII written as hex; show the text when it is printable, else the hex. */
+function groupId(ctx: Ctx, g: number): string {
+  const s = ctx.gs[g]!;
+  const e = ctx.ge[g]!;
+  const hex = latin1(ctx.buf, s, e);
+  if (hex.length % 2 !== 0 || !/^[0-9A-Fa-f]+$/.test(hex)) return hex;
+  let text = "";
+  for (let i = 0; i < hex.length; i += 2) {
+    const c = Number.parseInt(hex.slice(i, i + 2), 16);
+    if (c < 0x20 || c > 0x7e) return hex;
+    text += String.fromCharCode(c);
+  }
+  return text;
+}
+
+// ---- handlers ------------------------------------------------------------------------------
+
+const handlers = new Map<number, Handler>();
+/** M-Bus objects are looked up with channel b replaced by this wildcard. */
+const ANY_CHANNEL = 255;
+
+for (const [code, name] of NUMERIC) {
+  const expected = QUANTITIES.get(name)?.unit;
+  handlers.set(parseObis(code), (ctx) => {
+    const s = ctx.gs[0]!;
+    const e = ctx.ge[0]!;
+    if (ctx.n === 0 || !parseNumber(ctx.buf, s, e)) return;
+    let exp = 0;
+    if (numUnitAt >= 0) {
+      // A register in a unit we cannot convert (a DSMR 3 limiter in A instead of kW) stays unmapped.
+      const u = unitAt(ctx.buf, numUnitAt, e);
+      if (!u || (expected !== undefined && u.unit !== expected)) return;
+      exp = u.exp;
+    }
+    ctx.t.values[name] = scaled(numMant, numDec, exp);
+  });
+}
+
+handlers.set(parseObis("0-0:1.0.0"), (ctx) => {
+  const t = groupTime(ctx, 0);
+  if (t !== null) ctx.t.time = t;
+});
+handlers.set(parseObis("1-3:0.2.8"), (ctx) => {
+  ctx.t.version = latin1(ctx.buf, ctx.gs[0]!, ctx.ge[0]!);
+});
+handlers.set(parseObis("0-0:96.1.4"), (ctx) => {
+  // Fluvius states its own e-MUCS version here; 1-3:0.2.8 is absent on Belgian meters.
+  ctx.t.version ??= latin1(ctx.buf, ctx.gs[0]!, ctx.ge[0]!);
+});
+const setEquipment: Handler = (ctx) => {
+  if (ctx.ge[0]! > ctx.gs[0]!) ctx.t.equipmentId ??= groupId(ctx, 0);
+};
+for (const code of ["0-0:96.1.1", "0-0:96.1.0", "0-0:42.0.0", "1-0:0.0.0", "0-0:96.1.255"]) {
+  handlers.set(parseObis(code), setEquipment);
+}
+handlers.set(parseObis("0-0:96.13.0"), (ctx) => {
+  if (ctx.ge[0]! > ctx.gs[0]!) ctx.t.values.text_message = groupId(ctx, 0);
+});
+
+handlers.set(parseObis("1-0:1.6.0"), (ctx) => {
+  // Belgian capacity tariff: (when)(peak kW) of the current month.
+  if (ctx.n < 2) return;
+  const at = groupTime(ctx, 0);
+  const w = groupNumber(ctx, 1);
+  if (!Number.isNaN(w)) ctx.t.values.demand_month_peak_w = w;
+  if (at !== null && !isPlaceholderTime(at)) ctx.t.values.demand_month_peak_at = new Date(at).toISOString();
+});
+
+handlers.set(parseObis("0-0:98.1.0"), (ctx) => {
+  // Fluvius: (count)(1-0:1.6.0)(1-0:1.6.0) then per month (month start)(when)(peak).
+  // E.ON Hungary uses the same code for a billing snapshot: (when)(register)(register)…; not mapped.
+  if (ctx.n < 3 || latin1(ctx.buf, ctx.gs[1]!, ctx.ge[1]!) !== "1-0:1.6.0") return;
+  const count = groupNumber(ctx, 0);
+  const peaks: MonthPeak[] = [];
+  for (let i = 0; i < count && 3 + 3 * i + 2 < ctx.n; i++) {
+    const g = 3 + 3 * i;
+    const w = groupNumber(ctx, g + 2);
+    if (Number.isNaN(w)) continue;
+    const at = groupTime(ctx, g + 1);
+    peaks.push({ month: groupTime(ctx, g), at: isPlaceholderTime(at) ? null : at, w });
+  }
+  ctx.t.monthPeaks = peaks;
+});
+
+handlers.set(parseObis("1-0:99.97.0"), (ctx) => {
+  // (count)(0-0:96.7.19)(end)(duration*s)…; meters also send "()" or "(0)()" for an empty log.
+  const count = ctx.n > 0 ? groupNumber(ctx, 0) : 0;
+  const log: PowerFailure[] = [];
+  for (let i = 0; i < (Number.isNaN(count) ? 0 : count) && 2 + 2 * i + 1 < ctx.n; i++) {
+    const g = 2 + 2 * i;
+    const d = groupNumber(ctx, g + 1);
+    if (Number.isNaN(d)) continue;
+    log.push({ end: groupTime(ctx, g), durationS: d });
+  }
+  ctx.t.powerFailureLog = log;
+  let last: PowerFailure | undefined;
+  for (const f of log) if (f.end !== null && !isPlaceholderTime(f.end) && (!last || f.end > last.end!)) last = f;
+  if (last) {
+    ctx.t.values.last_long_power_failure_at = new Date(last.end!).toISOString();
+    ctx.t.values.last_long_power_failure_s = last.durationS;
+  }
+});
+
+function mbus(ctx: Ctx, channel: number): MbusDevice {
+  let dev = ctx.t.mbus.find((d) => d.channel === channel);
+  if (!dev) {
+    dev = { channel };
+    ctx.t.mbus.push(dev);
+  }
+  return dev;
+}
+handlers.set(obisKey(0, ANY_CHANNEL, 24, 1, 0), (ctx, ch) => {
+  const v = groupNumber(ctx, 0);
+  if (!Number.isNaN(v)) mbus(ctx, ch).type = v;
+});
+const mbusId: Handler = (ctx, ch) => {
+  const dev = mbus(ctx, ch);
+  if (ctx.ge[0]! > ctx.gs[0]!) dev.id = groupId(ctx, 0);
+};
+handlers.set(obisKey(0, ANY_CHANNEL, 96, 1, 0), mbusId);
+handlers.set(obisKey(0, ANY_CHANNEL, 96, 1, 1), mbusId);
+handlers.set(obisKey(0, ANY_CHANNEL, 24, 4, 0), (ctx, ch) => {
+  const v = groupNumber(ctx, 0);
+  if (!Number.isNaN(v)) mbus(ctx, ch).valve = v;
+});
+// (when)(value*unit): 24.2.1 is the plain reading, 24.2.3 the temperature-corrected one (Fluvius).
+const mbusReading: Handler = (ctx, ch) => {
+  if (ctx.n < 2) return;
+  const dev = mbus(ctx, ch);
+  const v = groupNumber(ctx, 1);
+  if (Number.isNaN(v)) return;
+  dev.value = v;
+  dev.at = groupTime(ctx, 0);
+  const unit = groupUnit(ctx, 1);
+  if (unit) dev.unit = unit;
+};
+handlers.set(obisKey(0, ANY_CHANNEL, 24, 2, 1), mbusReading);
+handlers.set(obisKey(0, ANY_CHANNEL, 24, 2, 3), mbusReading);
+// DSMR 2.2/3 gas: (when)(00)(60)(1)(0-1:24.2.1)(m3) and the value on the next line.
+handlers.set(obisKey(0, ANY_CHANNEL, 24, 3, 0), (ctx, ch) => {
+  if (ctx.n < 7) return;
+  const dev = mbus(ctx, ch);
+  const v = groupNumber(ctx, 6);
+  if (Number.isNaN(v)) return;
+  dev.value = v;
+  dev.at = groupTime(ctx, 0);
+  dev.unit = latin1(ctx.buf, ctx.gs[5]!, ctx.ge[5]!);
+});
+
+// ---- the decoder ---------------------------------------------------------------------------
+
+const MAX_GROUPS = 128;
+const gsScratch = new Int32Array(MAX_GROUPS);
+const geScratch = new Int32Array(MAX_GROUPS);
+
+function isHex(c: number): boolean {
+  return (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x46) || (c >= 0x61 && c <= 0x66);
+}
+
+/**
+ * Decodes one telegram. `frame` must start with '/' and contain '!' (the framer guarantees it);
+ * anything after the CRC digits is ignored. Never throws.
+ */
+export function decodeTelegram(frame: Uint8Array, opts: DecodeOptions = {}): DecodeResult {
+  try {
+    return decode(frame, opts);
+  } catch (err) {
+    return { ok: false, reason: `decoder error: ${(err as Error).message}` };
+  }
+}
+
+function decode(buf: Uint8Array, opts: DecodeOptions): DecodeResult {
+  const len = buf.length;
+  if (len === 0 || buf[0] !== SLASH) return { ok: false, reason: "does not start with '/'" };
+  const bang = buf.indexOf(BANG);
+  if (bang < 0) return { ok: false, reason: "no '!' end marker (truncated telegram)" };
+
+  // CRC: up to four hex digits after '!'. Some meters drop a leading zero ("B9F"), so 1–4 digits
+  // are read as a number rather than requiring exactly four.
+  let crcEnd = bang + 1;
+  while (crcEnd < len && crcEnd - bang <= 4 && isHex(buf[crcEnd]!)) crcEnd++;
+  let crc: Telegram["crc"] = "absent";
+  if (crcEnd > bang + 1) {
+    const given = Number.parseInt(latin1(buf, bang + 1, crcEnd), 16);
+    const computed = crc16(buf, 0, bang + 1);
+    if (given !== computed) {
+      return {
+        ok: false,
+        reason: `CRC mismatch: telegram says ${latin1(buf, bang + 1, crcEnd)}, computed ${computed.toString(16).toUpperCase().padStart(4, "0")}`,
+      };
+    }
+    crc = "valid";
+  }
+
+  // Header line.
+  let i = 1;
+  while (i < bang && buf[i] !== CR && buf[i] !== LF) i++;
+  const header = latin1(buf, 1, i);
+  if (header.length < 4) return { ok: false, reason: "header too short" };
+  const flag = header.slice(0, 3);
+  const t: Telegram = {
+    header,
+    manufacturer: MANUFACTURERS[flag.toUpperCase()] ?? flag,
+    model: header.slice(4).replace(/^(\\.|[\x00-\x1f])/, ""),
+    crc,
+    values: {},
+    mbus: [],
+  };
+  if (opts.raw) t.raw = {};
+  const ctx: Ctx = { buf, gs: gsScratch, ge: geScratch, n: 0, zone: opts.timezone ?? "Europe/Amsterdam", t };
+
+  while (i < bang) {
+    const c = buf[i]!;
+    if (c === CR || c === LF || c === 0x20) {
+      i++;
+      continue;
+    }
+    // OBIS reference a-b:c.d.e[*f]; anything else on a line start is skipped to the line end.
+    let a = 0;
+    let b = 0;
+    let cc = 0;
+    let d = 0;
+    let e = 0;
+    let part = 0;
+    let digits = 0;
+    let ok = true;
+    for (; i < bang; i++) {
+      const ch = buf[i]!;
+      if (ch >= 0x30 && ch <= 0x39) {
+        const v = ch - 0x30;
+        if (part === 0) a = a * 10 + v;
+        else if (part === 1) b = b * 10 + v;
+        else if (part === 2) cc = cc * 10 + v;
+        else if (part === 3) d = d * 10 + v;
+        else if (part === 4) e = e * 10 + v;
+        digits++;
+      } else if (
+        (ch === 0x2d && part === 0) ||
+        (ch === 0x3a && part === 1) ||
+        (ch === DOT && (part === 2 || part === 3))
+      ) {
+        part++;
+      } else if (ch === STAR && part === 4) {
+        part = 5; // EasyMeter's "*255" billing-period suffix
+      } else if (ch === LPAREN) break;
+      else {
+        ok = false;
+        break;
+      }
+    }
+    if (!ok || part < 4 || digits === 0 || a > 255 || b > 255 || cc > 255 || d > 255 || e > 255) {
+      while (i < bang && buf[i] !== LF) i++;
+      continue;
+    }
+    // Value groups "(…)", possibly continued on following lines that start with '('.
+    let n = 0;
+    while (i < bang && buf[i] === LPAREN) {
+      const s = i + 1;
+      let j = s;
+      while (j < bang && buf[j] !== RPAREN && buf[j] !== LF) j++;
+      if (j >= bang || buf[j] !== RPAREN) {
+        i = j;
+        break;
+      }
+      if (n < MAX_GROUPS) {
+        ctx.gs[n] = s;
+        ctx.ge[n] = j;
+        n++;
+      }
+      i = j + 1;
+      let k = i;
+      while (k < bang && (buf[k] === CR || buf[k] === LF)) k++;
+      if (k < bang && buf[k] === LPAREN) i = k;
+    }
+    ctx.n = n;
+    const key = obisKey(a, b, cc, d, e);
+    if (t.raw) {
+      const groups: string[] = [];
+      for (let g = 0; g < n; g++) groups.push(latin1(buf, ctx.gs[g]!, ctx.ge[g]!));
+      t.raw[obisString(key)] = groups;
+    }
+    let h = handlers.get(key);
+    if (h) {
+      h(ctx, b);
+    } else if (a === 0 && b >= 1 && b <= 4 && (h = handlers.get(obisKey(0, ANY_CHANNEL, cc, d, e)))) {
+      h(ctx, b);
+    }
+  }
+
+  if (crc === "absent" && t.version !== undefined && /^[4-9]/.test(t.version)) {
+    return { ok: false, reason: `DSMR ${t.version} telegram without CRC` };
+  }
+  derive(t);
+  return { ok: true, telegram: t };
+}
+
+const round6 = (x: number): number => Math.round(x * 1e6) / 1e6;
+
+/** Quantities computed from others: totals over tariffs, net power, M-Bus devices by kind. */
+function derive(t: Telegram): void {
+  const v = t.values;
+  for (const dir of ["import", "export"] as const) {
+    const total = `energy_${dir}_kwh`;
+    if (v[total] !== undefined) continue;
+    let sum = 0;
+    let seen = 0;
+    for (let k = 1; k <= 4; k++) {
+      const x = v[`energy_${dir}_tariff${k}_kwh`];
+      if (typeof x === "number") {
+        sum += x;
+        seen++;
+      }
+    }
+    if (seen > 0) v[total] = round6(sum);
+  }
+  const imp = v.power_import_w;
+  const exp = v.power_export_w;
+  if (typeof imp === "number" && typeof exp === "number") v.power_net_w = round6(imp - exp);
+  else if (typeof imp === "number") v.power_net_w = imp;
+
+  const count = { gas: 0, water: 0, heat: 0 };
+  t.mbus.sort((x, y) => x.channel - y.channel);
+  for (const dev of t.mbus) {
+    if (dev.value === undefined) continue;
+    // Empty M-Bus slots report 0 with a placeholder date and no unit; they are not a meter at 0.
+    if (!dev.unit && (dev.at === undefined || isPlaceholderTime(dev.at ?? null))) continue;
+    let kind = dev.type !== undefined ? MBUS_KIND[dev.type] : undefined;
+    kind ??= dev.unit === "GJ" ? "heat" : dev.unit === "m3" ? "gas" : undefined;
+    if (!kind) continue;
+    const nth = ++count[kind];
+    if (nth > 2) continue;
+    const base = nth === 1 ? kind : `${kind}_2`;
+    v[kind === "heat" ? `${base}_gj` : `${base}_m3`] = dev.value;
+    if (dev.at !== undefined && dev.at !== null && !isPlaceholderTime(dev.at))
+      v[`${base}_at`] = new Date(dev.at).toISOString();
+  }
+}

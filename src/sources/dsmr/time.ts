@@ -1,0 +1,99 @@
+import { DateTime } from "luxon";
+
+/**
+ * DSMR timestamps are the meter's local wall clock, YYMMDDhhmmss followed by S (summer) or W
+ * (winter). The zone decides the offset; the flag only settles the repeated autumn hour, where both
+ * offsets are real. Meters that send a wrong flag (an "S" in March) still come out right, as they
+ * do in dsmr_parser. Zone transitions are worked out once per zone and year, so the hot path does
+ * arithmetic only.
+ */
+interface ZoneYear {
+  start: number;
+  /** Offset in minutes at the start of the year, then at each transition. */
+  offsets: number[];
+  /** UTC ms of each transition. */
+  at: number[];
+  min: number;
+  max: number;
+}
+const cache = new Map<string, ZoneYear>();
+const DAY = 86_400_000;
+
+function luxonOffset(zone: string, utc: number): number {
+  return DateTime.fromMillis(utc, { zone }).offset;
+}
+
+function zoneYear(zone: string, year: number): ZoneYear {
+  const key = `${zone}|${year}`;
+  let z = cache.get(key);
+  if (z) return z;
+  const start = Date.UTC(year, 0, 1);
+  const offsets = [luxonOffset(zone, start)];
+  const at: number[] = [];
+  let prevT = start;
+  for (let day = 1; day <= 367; day++) {
+    const t = start + day * DAY;
+    const off = luxonOffset(zone, t);
+    if (off !== offsets[offsets.length - 1]) {
+      let lo = prevT;
+      let hi = t;
+      while (hi - lo > 1000) {
+        const mid = lo + Math.floor((hi - lo) / 2000) * 1000;
+        if (luxonOffset(zone, mid) === off) hi = mid;
+        else lo = mid;
+      }
+      at.push(hi);
+      offsets.push(off);
+    }
+    prevT = t;
+  }
+  z = { start, offsets, at, min: Math.min(...offsets), max: Math.max(...offsets) };
+  cache.set(key, z);
+  return z;
+}
+
+function offsetAt(z: ZoneYear, utc: number): number {
+  let off = z.offsets[0]!;
+  for (let i = 0; i < z.at.length; i++) if (utc >= z.at[i]!) off = z.offsets[i + 1]!;
+  return off;
+}
+
+/** UTC ms for a wall-clock time in `zone`; `summer` (the S flag) picks between two valid offsets. */
+export function wallToUtc(zone: string, wall: number, summer: boolean | undefined): number {
+  const z = zoneYear(zone, new Date(wall).getUTCFullYear());
+  const a = wall - z.min * 60_000; // standard time
+  const b = wall - z.max * 60_000; // summer time
+  const aOk = offsetAt(z, a) === z.min;
+  const bOk = z.max !== z.min && offsetAt(z, b) === z.max;
+  if (aOk && bOk) return summer ? b : a;
+  if (aOk) return a;
+  if (bOk) return b;
+  // The skipped spring hour does not exist; a meter that claims it gets the flag's offset.
+  return summer ? b : a;
+}
+
+/** Reads a 12-digit timestamp plus optional flag at `buf[start..end)`; null when it is not a valid date. */
+export function parseDsmrTime(buf: Uint8Array, start: number, end: number, zone: string): number | null {
+  if (end - start < 12) return null;
+  const d = [0, 0, 0, 0, 0, 0];
+  for (let i = 0; i < 6; i++) {
+    const hi = buf[start + 2 * i]! - 48;
+    const lo = buf[start + 2 * i + 1]! - 48;
+    if (hi < 0 || hi > 9 || lo < 0 || lo > 9) return null;
+    d[i] = hi * 10 + lo;
+  }
+  const [yy, mo, dd, hh, mi, ss] = d as [number, number, number, number, number, number];
+  if (mo < 1 || mo > 12 || dd < 1 || dd > 31 || hh > 23 || mi > 59 || ss > 59) return null;
+  // Two-digit years: empty M-Bus slots report 1970 ("700101010000W"), which must stay in the past.
+  const year = yy >= 70 ? 1900 + yy : 2000 + yy;
+  const wall = Date.UTC(year, mo - 1, dd, hh, mi, ss);
+  // Date.UTC rolls 31 February over into March; a meter that says so is wrong, not early March.
+  if (new Date(wall).getUTCDate() !== dd) return null;
+  const flag = end - start > 12 ? buf[start + 12]! | 0x20 : 0; // lower-cased; some meters send 's'
+  return wallToUtc(zone, wall, flag === 0x73 ? true : flag === 0x77 ? false : undefined);
+}
+
+/** The placeholder that empty M-Bus slots report (1970-01-01 01:00:00 or all zeros). */
+export function isPlaceholderTime(ms: number | null): boolean {
+  return ms === null || ms < Date.UTC(2000, 0, 2);
+}
