@@ -97,12 +97,12 @@ export class TelegramFramer {
       }
       // After '!': up to four CRC hex digits, then the line end.
       let j = this.bang + 1;
-      while (j < buf.length && j - this.bang <= 5 && buf[j] !== LF && buf[j] !== SLASH) j++;
+      while (j < buf.length && j - this.bang <= 6 && buf[j] !== LF && buf[j] !== SLASH) j++;
       if (j < buf.length && (buf[j] === LF || buf[j] === SLASH)) {
         const end = buf[j] === LF ? j + 1 : j;
         out.push({ frame: Buffer.from(buf.subarray(0, end)) });
         this.buf = buf.subarray(end);
-      } else if (j - this.bang > 5) {
+      } else if (j - this.bang > 6) {
         // No line end where one must be: take what is there and let the decoder judge the CRC.
         out.push({ frame: Buffer.from(buf.subarray(0, j)) });
         this.buf = buf.subarray(j);
