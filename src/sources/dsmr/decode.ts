@@ -75,7 +75,7 @@ const DOT = 0x2e;
 type Handler = (ctx: Ctx, channel: number) => void;
 
 interface Ctx {
-  buf: Uint8Array;
+  buf: Buffer;
   /** Start and end offsets of the value groups of the current object, without parentheses. */
   gs: Int32Array;
   ge: Int32Array;
@@ -129,15 +129,13 @@ function scaled(mant: number, dec: number, exp: number): number {
   return k >= 0 ? mant * POW10[k]! : mant / POW10[-k]!;
 }
 
-function latin1(buf: Uint8Array, s: number, e: number): string {
-  let out = "";
-  for (let i = s; i < e; i++) out += String.fromCharCode(buf[i]!);
-  return out;
+function latin1(buf: Buffer, s: number, e: number): string {
+  return buf.toString("latin1", s, e);
 }
 
 /** Unit text → conversion; cached by the unit's bytes so the hot path allocates no strings. */
 const unitCache = new Map<number, { unit: string; exp: number } | null>();
-function unitAt(buf: Uint8Array, s: number, e: number): { unit: string; exp: number } | null {
+function unitAt(buf: Buffer, s: number, e: number): { unit: string; exp: number } | null {
   let h = e - s;
   for (let i = s; i < e; i++) h = (h * 131 + buf[i]!) % 2147483647;
   let u = unitCache.get(h);
@@ -169,10 +167,18 @@ function groupTime(ctx: Ctx, g: number): number | null {
 }
 
 /** Equipment ids are ASCII written as hex; show the text when it is printable, else the hex. */
+const idCache = new Map<string, string>();
 function groupId(ctx: Ctx, g: number): string {
-  const s = ctx.gs[g]!;
-  const e = ctx.ge[g]!;
-  const hex = latin1(ctx.buf, s, e);
+  const hex = latin1(ctx.buf, ctx.gs[g]!, ctx.ge[g]!);
+  let id = idCache.get(hex);
+  if (id === undefined) {
+    id = hexText(hex);
+    if (idCache.size > 256) idCache.clear();
+    idCache.set(hex, id);
+  }
+  return id;
+}
+function hexText(hex: string): string {
   if (hex.length % 2 !== 0 || !/^[0-9A-Fa-f]+$/.test(hex)) return hex;
   let text = "";
   for (let i = 0; i < hex.length; i += 2) {
@@ -339,7 +345,8 @@ export function decodeTelegram(frame: Uint8Array, opts: DecodeOptions = {}): Dec
   }
 }
 
-function decode(buf: Uint8Array, opts: DecodeOptions): DecodeResult {
+function decode(bytes: Uint8Array, opts: DecodeOptions): DecodeResult {
+  const buf = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const len = buf.length;
   if (len === 0 || buf[0] !== SLASH) return { ok: false, reason: "does not start with '/'" };
   const bang = buf.indexOf(BANG);
@@ -466,16 +473,25 @@ function decode(buf: Uint8Array, opts: DecodeOptions): DecodeResult {
 
 const round6 = (x: number): number => Math.round(x * 1e6) / 1e6;
 
+const TOTALS = (["import", "export"] as const).map((dir) => ({
+  total: `energy_${dir}_kwh`,
+  tariffs: [1, 2, 3, 4].map((k) => `energy_${dir}_tariff${k}_kwh`),
+}));
+const MBUS_NAMES = {
+  gas: [{ value: "gas_m3", at: "gas_at" }, { value: "gas_2_m3", at: "gas_2_at" }],
+  water: [{ value: "water_m3", at: "water_at" }, { value: "water_2_m3", at: "water_2_at" }],
+  heat: [{ value: "heat_gj", at: "heat_at" }, { value: "heat_2_gj", at: "heat_2_at" }],
+} as const;
+
 /** Quantities computed from others: totals over tariffs, net power, M-Bus devices by kind. */
 function derive(t: Telegram): void {
   const v = t.values;
-  for (const dir of ["import", "export"] as const) {
-    const total = `energy_${dir}_kwh`;
+  for (const { total, tariffs } of TOTALS) {
     if (v[total] !== undefined) continue;
     let sum = 0;
     let seen = 0;
-    for (let k = 1; k <= 4; k++) {
-      const x = v[`energy_${dir}_tariff${k}_kwh`];
+    for (const name of tariffs) {
+      const x = v[name];
       if (typeof x === "number") {
         sum += x;
         seen++;
@@ -488,8 +504,11 @@ function derive(t: Telegram): void {
   if (typeof imp === "number" && typeof exp === "number") v.power_net_w = round6(imp - exp);
   else if (typeof imp === "number") v.power_net_w = imp;
 
-  const count = { gas: 0, water: 0, heat: 0 };
-  t.mbus.sort((x, y) => x.channel - y.channel);
+  if (t.mbus.length === 0) return;
+  let gas = 0;
+  let water = 0;
+  let heat = 0;
+  if (t.mbus.length > 1) t.mbus.sort((x, y) => x.channel - y.channel);
   for (const dev of t.mbus) {
     if (dev.value === undefined) continue;
     // Empty M-Bus slots report 0 with a placeholder date and no unit; they are not a meter at 0.
@@ -497,11 +516,10 @@ function derive(t: Telegram): void {
     let kind = dev.type !== undefined ? MBUS_KIND[dev.type] : undefined;
     kind ??= dev.unit === "GJ" ? "heat" : dev.unit === "m3" ? "gas" : undefined;
     if (!kind) continue;
-    const nth = ++count[kind];
-    if (nth > 2) continue;
-    const base = nth === 1 ? kind : `${kind}_2`;
-    v[kind === "heat" ? `${base}_gj` : `${base}_m3`] = dev.value;
-    if (dev.at !== undefined && dev.at !== null && !isPlaceholderTime(dev.at))
-      v[`${base}_at`] = new Date(dev.at).toISOString();
+    const nth = kind === "gas" ? gas++ : kind === "water" ? water++ : heat++;
+    const names = MBUS_NAMES[kind][nth];
+    if (!names) continue;
+    v[names.value] = dev.value;
+    if (dev.at !== undefined && dev.at !== null && !isPlaceholderTime(dev.at)) v[names.at] = new Date(dev.at).toISOString();
   }
 }

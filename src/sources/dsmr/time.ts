@@ -23,7 +23,19 @@ function luxonOffset(zone: string, utc: number): number {
   return DateTime.fromMillis(utc, { zone }).offset;
 }
 
+let lastZone = "";
+let lastYear = 0;
+let last: ZoneYear | undefined;
+
 function zoneYear(zone: string, year: number): ZoneYear {
+  if (last && year === lastYear && zone === lastZone) return last;
+  last = zoneYearSlow(zone, year);
+  lastZone = zone;
+  lastYear = year;
+  return last;
+}
+
+function zoneYearSlow(zone: string, year: number): ZoneYear {
   const key = `${zone}|${year}`;
   let z = cache.get(key);
   if (z) return z;
@@ -60,7 +72,8 @@ function offsetAt(z: ZoneYear, utc: number): number {
 
 /** UTC ms for a wall-clock time in `zone`; `summer` (the S flag) picks between two valid offsets. */
 export function wallToUtc(zone: string, wall: number, summer: boolean | undefined): number {
-  const z = zoneYear(zone, new Date(wall).getUTCFullYear());
+  // 365.2425-day years are close enough to find the year; the year's own table fixes the rest.
+  const z = zoneYear(zone, 1970 + Math.floor(wall / 31_556_952_000));
   const a = wall - z.min * 60_000; // standard time
   const b = wall - z.max * 60_000; // summer time
   const aOk = offsetAt(z, a) === z.min;
