@@ -87,7 +87,9 @@ export function dsmr5Telegram(s: MeterState, zone = "Europe/Amsterdam"): Buffer 
     "1-0:72.36.0(00000)",
     "0-0:96.13.0()",
     ...s.voltage.map((v, i) => `1-0:${32 + 20 * i}.7.0(${num(v, 3, 1)}*V)`),
-    ...s.phaseImportW.map((w, i) => `1-0:${31 + 20 * i}.7.0(${num(Math.round((w + s.phaseExportW[i]!) / s.voltage[i]!), 3, 0)}*A)`),
+    ...s.phaseImportW.map(
+      (w, i) => `1-0:${31 + 20 * i}.7.0(${num(Math.round((w + s.phaseExportW[i]!) / s.voltage[i]!), 3, 0)}*A)`,
+    ),
     ...s.phaseImportW.map((w, i) => `1-0:${21 + 20 * i}.7.0(${kw(w)}*kW)`),
     ...s.phaseExportW.map((w, i) => `1-0:${22 + 20 * i}.7.0(${kw(w)}*kW)`),
   ];
@@ -122,9 +124,7 @@ export function fluviusTelegram(s: MeterState, zone = "Europe/Brussels"): Buffer
     ...s.phaseImportW.map((w, i) => `1-0:${21 + 20 * i}.7.0(${kw(w)}*kW)`),
     ...s.phaseExportW.map((w, i) => `1-0:${22 + 20 * i}.7.0(${kw(w)}*kW)`),
     ...s.voltage.map((v, i) => `1-0:${32 + 20 * i}.7.0(${num(v, 3, 1)}*V)`),
-    ...s.phaseImportW.map(
-      (w, i) => `1-0:${31 + 20 * i}.7.0(${num((w + s.phaseExportW[i]!) / s.voltage[i]!, 3, 2)}*A)`,
-    ),
+    ...s.phaseImportW.map((w, i) => `1-0:${31 + 20 * i}.7.0(${num((w + s.phaseExportW[i]!) / s.voltage[i]!, 3, 2)}*A)`),
     "0-0:96.3.10(1)",
     "0-0:17.0.0(999.9*kW)",
     "1-0:31.4.0(999*A)",
@@ -166,7 +166,9 @@ export function simulate(start: number, count: number, stepS = 1, belgian = fals
     voltage: [230.1, 231.4, 229.8],
     gasM3: 4321.123,
     gasAt: start - (start % 300_000),
-    ...(belgian ? { waterM3: 87.654, waterAt: start - (start % 300_000), quarterHourW: 0, monthPeakW: 2500, monthPeakAt: start } : {}),
+    ...(belgian
+      ? { waterM3: 87.654, waterAt: start - (start % 300_000), quarterHourW: 0, monthPeakW: 2500, monthPeakAt: start }
+      : {}),
   };
   let qhSum = 0;
   let qhN = 0;

@@ -478,9 +478,18 @@ const TOTALS = (["import", "export"] as const).map((dir) => ({
   tariffs: [1, 2, 3, 4].map((k) => `energy_${dir}_tariff${k}_kwh`),
 }));
 const MBUS_NAMES = {
-  gas: [{ value: "gas_m3", at: "gas_at" }, { value: "gas_2_m3", at: "gas_2_at" }],
-  water: [{ value: "water_m3", at: "water_at" }, { value: "water_2_m3", at: "water_2_at" }],
-  heat: [{ value: "heat_gj", at: "heat_at" }, { value: "heat_2_gj", at: "heat_2_at" }],
+  gas: [
+    { value: "gas_m3", at: "gas_at" },
+    { value: "gas_2_m3", at: "gas_2_at" },
+  ],
+  water: [
+    { value: "water_m3", at: "water_at" },
+    { value: "water_2_m3", at: "water_2_at" },
+  ],
+  heat: [
+    { value: "heat_gj", at: "heat_at" },
+    { value: "heat_2_gj", at: "heat_2_at" },
+  ],
 } as const;
 
 /** Quantities computed from others: totals over tariffs, net power, M-Bus devices by kind. */
@@ -520,6 +529,7 @@ function derive(t: Telegram): void {
     const names = MBUS_NAMES[kind][nth];
     if (!names) continue;
     v[names.value] = dev.value;
-    if (dev.at !== undefined && dev.at !== null && !isPlaceholderTime(dev.at)) v[names.at] = new Date(dev.at).toISOString();
+    if (dev.at !== undefined && dev.at !== null && !isPlaceholderTime(dev.at))
+      v[names.at] = new Date(dev.at).toISOString();
   }
 }

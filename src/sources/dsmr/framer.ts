@@ -116,3 +116,17 @@ export class TelegramFramer {
     }
   }
 }
+
+/** Cuts a capture file into telegrams (each piece starts at a '/' that begins a line) for paced replay. */
+export function splitTelegrams(whole: Buffer): Buffer[] {
+  const out: Buffer[] = [];
+  let start = 0;
+  for (let i = 1; i < whole.length; i++) {
+    if (whole[i] === SLASH && (whole[i - 1] === LF || whole[i - 1] === CR)) {
+      out.push(whole.subarray(start, i));
+      start = i;
+    }
+  }
+  if (start < whole.length) out.push(whole.subarray(start));
+  return out;
+}

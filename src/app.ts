@@ -1,0 +1,124 @@
+import { Bus } from "./bus.js";
+import type { Config } from "./config/schema.js";
+import { Archive } from "./outputs/archive/index.js";
+import { MqttOutput } from "./outputs/mqtt/index.js";
+import { DsmrSource } from "./sources/dsmr/index.js";
+import { type Clock, systemClock, type Timer } from "./util/clock.js";
+import { createLogger, type Logger, setLogLevel } from "./util/log.js";
+import { VERSION } from "./version.js";
+
+export interface Source {
+  readonly id: string;
+  /** Resolves when a finite source (a capture file) is done. */
+  readonly finished?: Promise<void>;
+  start(): void;
+  stop(): Promise<void>;
+}
+
+export interface AppOptions {
+  clock?: Clock;
+  log?: Logger;
+  /** How long to wait between attempts while the broker cannot be reached at start-up. */
+  mqttRetryMs?: number;
+}
+
+/**
+ * Lifecycle of the bridge: sources feed the bus, each output drains its own queue. Start order is
+ * archive, MQTT, sources (nothing read is lost before the outputs exist); stop order is the reverse.
+ */
+export class App {
+  readonly bus = new Bus();
+  readonly sources: Source[] = [];
+  archive?: Archive;
+  mqtt?: MqttOutput;
+  private readonly log: Logger;
+  private readonly clock: Clock;
+  private mqttRetry?: Timer;
+  private stopping?: Promise<void>;
+
+  constructor(
+    readonly config: Config,
+    private readonly opts: AppOptions = {},
+  ) {
+    this.log = opts.log ?? createLogger("app");
+    this.clock = opts.clock ?? systemClock;
+    setLogLevel(config.log_level);
+  }
+
+  async start(): Promise<void> {
+    const cfg = this.config;
+    this.log.info(
+      `meter2mqtt ${VERSION} starting with ${cfg.meters.length} meter(s): ${cfg.meters.map((m) => `${m.id} (${m.type})`).join(", ")}`,
+    );
+    if (cfg.archive.enabled) {
+      const archive = new Archive(cfg.archive, { clock: this.clock });
+      await archive.start();
+      this.archive = archive;
+      for (const m of cfg.meters) archive.upsertMeter({ id: m.id, name: m.name, type: m.type });
+      this.bus.subscribe("archive", "reading", (r) => archive.add(r));
+      this.bus.subscribe("archive", "meterInfo", (i) =>
+        archive.upsertMeter({ id: i.meterId, type: this.meterType(i.meterId), ...i }),
+      );
+      this.log.info(`archive: ${cfg.archive.path} (a reading per meter every ${cfg.archive.interval} s at most)`);
+    } else this.log.info("archive: disabled in the configuration");
+
+    await this.connectMqtt();
+
+    for (const m of cfg.meters) {
+      const source = new DsmrSource(m, this.bus, { clock: this.clock });
+      this.sources.push(source);
+      source.start();
+    }
+  }
+
+  private meterType(id: string): string {
+    return this.config.meters.find((m) => m.id === id)?.type ?? "unknown";
+  }
+
+  /**
+   * The broker may come up after us (an add-on started before Mosquitto): keep archiving and retry in
+   * the background. A broker that refuses our credentials is a configuration error and stops start-up.
+   */
+  private async connectMqtt(): Promise<void> {
+    const cfg = this.config;
+    const mqtt = new MqttOutput(cfg.mqtt, cfg.meters, { clock: this.clock, version: VERSION });
+    try {
+      await mqtt.start();
+    } catch (err) {
+      const message = (err as Error).message;
+      if (/refused/.test(message)) throw err;
+      if (!this.mqttRetry)
+        this.log.warn(`${message}; readings are archived meanwhile and MQTT is retried in the background`);
+      this.mqttRetry = this.clock.setTimeout(() => {
+        if (this.stopping) return;
+        this.connectMqtt().catch((e: Error) => this.log.error(`MQTT: ${e.message}`));
+      }, this.opts.mqttRetryMs ?? 10_000);
+      return;
+    }
+    if (this.mqttRetry) this.log.info("MQTT broker reachable now");
+    this.mqttRetry = undefined;
+    this.mqtt = mqtt;
+    this.bus.subscribe("mqtt", "reading", (r) => mqtt.onReading(r));
+    this.bus.subscribe("mqtt", "status", (s) => mqtt.onStatus(s));
+    this.bus.subscribe("mqtt", "meterInfo", (i) => mqtt.onMeterInfo(i));
+    this.log.info(`MQTT: connected to ${cfg.mqtt.url.replace(/\/\/[^@/]*@/, "//")}, base topic ${cfg.mqtt.base_topic}`);
+  }
+
+  stop(): Promise<void> {
+    this.stopping ??= this.doStop();
+    return this.stopping;
+  }
+
+  private async doStop(): Promise<void> {
+    this.log.info("stopping");
+    if (this.mqttRetry) this.clock.clearTimeout(this.mqttRetry);
+    await Promise.allSettled(this.sources.map((s) => s.stop()));
+    await this.bus.idle();
+    await Promise.allSettled([this.mqtt?.stop(), this.archive?.stop()]);
+    this.bus.unsubscribeAll("mqtt");
+    this.bus.unsubscribeAll("archive");
+    this.log.info(
+      `stopped${this.archive ? `; archive has ${this.archive.stats.written} new reading(s) this run` : ""}`,
+    );
+  }
+}
