@@ -1,0 +1,43 @@
+/** Messages between the Archive (main thread) and its writer worker. */
+
+export interface MeterRow {
+  id: string;
+  name: string | null;
+  type: string | null;
+  manufacturer: string | null;
+  model: string | null;
+  serial_number: string | null;
+  sw_version: string | null;
+}
+
+/**
+ * Rows in columnar form: numbers travel in one Float64Array, which the structured clone copies as a
+ * block instead of visiting ~70 values per row on the main thread.
+ */
+export interface Batch {
+  seq: number;
+  count: number;
+  meterIds: string[];
+  /** UTC ms per row. */
+  times: Float64Array;
+  /** count × numberColumns.length, row by row; NaN where the reading had no value. */
+  numbers: Float64Array;
+  /** count × stringColumns.length, row by row. */
+  strings: (string | null)[];
+  meters: MeterRow[];
+}
+
+export interface WorkerInit {
+  path: string;
+  numberColumns: string[];
+  stringColumns: string[];
+}
+
+export type ToWorker = { type: "batch"; batch: Batch } | { type: "close" };
+
+export type FromWorker =
+  | { type: "ready"; migrations: string[] }
+  | { type: "fatal"; error: string }
+  | { type: "done"; seq: number; inserted: number; ms: number }
+  | { type: "failed"; seq: number; error: string }
+  | { type: "closed" };

@@ -1,0 +1,456 @@
+/**
+ * The MQTT output: bridge and meter availability, Home Assistant discovery, and each meter's JSON state.
+ *
+ * Topics (`<base>` is mqtt.base_topic):
+ *   <base>/bridge/state          online | offline, retained, also the last will
+ *   <base>/<meter>/availability  online | offline, retained, from the source's status
+ *   <base>/<meter>/state         JSON of the meter's current values + "time", retained
+ *   <discovery_prefix>/sensor/<base>_<meter>/<quantity>/config   one per entity, retained
+ */
+import { connect, type IClientOptions, type MqttClient } from "mqtt";
+import type { MqttConfig } from "../../config/schema.js";
+import { quantity } from "../../model/quantities.js";
+import type { MeterInfo, Reading, SourceStatus } from "../../model/types.js";
+import { type Clock, systemClock, type Timer } from "../../util/clock.js";
+import { type Logger, redact, rootLogger } from "../../util/log.js";
+import {
+  bridgeStateTopic,
+  type DiscoveryOrigin,
+  haStatusTopic,
+  type MeterDescription,
+  meterAvailabilityTopic,
+  meterStateTopic,
+  originOf,
+  sensorDiscovery,
+} from "./discovery.js";
+import { MeterState, type Value } from "./state.js";
+
+export * from "./discovery.js";
+export { MeterState } from "./state.js";
+
+/** mqtt.js retries at this fixed period; short enough that a broker restart costs seconds of data, not minutes. */
+const RECONNECT_PERIOD_MS = 2000;
+/** How long stop() waits for the broker to take the final `offline`: a dead broker must not hold up shutdown. */
+const STOP_WAIT_MS = 2000;
+/**
+ * A change held back by its interval normally rides on the next reading. This timer sends it anyway when the
+ * meter falls quiet, so the last value before a pause is not lost; the slack keeps the timer from racing a
+ * meter that sends exactly on the interval.
+ */
+const FLUSH_SLACK_MS = 1000;
+const DIAGNOSTICS = ["frames_received", "frames_rejected"] as const;
+/**
+ * The frame counters go up with every telegram. As plain `count` values (no interval) they would make every
+ * reading due and undo the flood control for the whole message, so they get their own minimum interval.
+ */
+const DIAGNOSTICS_MIN_INTERVAL_S = { frames_received: 60, frames_rejected: 5 } as const;
+
+interface MeterEntry {
+  readonly desc: MeterDescription;
+  readonly state: MeterState;
+  /** Quantities announced to HA (sent, or to be sent on the next connect). */
+  readonly announced: Set<string>;
+  info?: MeterInfo;
+  /** Time of the newest reading, UTC ms. */
+  time?: number;
+  online?: boolean;
+  sentAvailability?: string;
+  flush?: { timer: Timer; at: number };
+}
+
+export interface MqttOutputOptions {
+  clock?: Clock;
+  log?: Logger;
+  version?: string;
+  connectTimeoutMs?: number;
+}
+
+export class MqttOutput {
+  /** published: state messages; discoveryPublished: discovery configs; reconnects: connections regained. */
+  readonly stats = { published: 0, discoveryPublished: 0, reconnects: 0 };
+
+  private readonly clock: Clock;
+  private readonly log: Logger;
+  private readonly origin: DiscoveryOrigin;
+  private readonly connectTimeoutMs: number;
+  private readonly base: string;
+  /** The broker address as shown in logs and errors: scheme, host and port, never credentials. */
+  private readonly where: string;
+  private readonly meters = new Map<string, MeterEntry>();
+  /** Last discovery payload sent per topic, to skip identical re-sends. */
+  private readonly sentDiscovery = new Map<string, string>();
+  private readonly warnedNames = new Set<string>();
+  private readonly warnedMeters = new Set<string>();
+
+  private client?: MqttClient;
+  private connectedOnce = false;
+  private down = false;
+  private downSince = 0;
+  private lastError?: string;
+  private abortStart?: (err: Error) => void;
+  private stopping?: Promise<void>;
+
+  constructor(
+    private readonly cfg: MqttConfig,
+    meters: MeterDescription[],
+    opts: MqttOutputOptions = {},
+  ) {
+    this.clock = opts.clock ?? systemClock;
+    this.log = opts.log ?? rootLogger.child("mqtt");
+    this.origin = originOf(opts.version);
+    this.connectTimeoutMs = opts.connectTimeoutMs ?? 10_000;
+    this.base = cfg.base_topic;
+    this.where = describeUrl(cfg.url);
+    for (const desc of meters)
+      this.meters.set(desc.id, {
+        desc,
+        state: new MeterState(
+          cfg.min_interval,
+          // A rejection is news (a failing cable, a wrong baud rate): it goes out within seconds.
+          { ...DIAGNOSTICS_MIN_INTERVAL_S },
+        ),
+        announced: new Set(),
+      });
+  }
+
+  /** Resolves once connected the first time; later outages are handled by reconnecting. */
+  start(): Promise<void> {
+    if (this.client) return Promise.reject(new Error("MqttOutput.start() called twice"));
+    const cfg = this.cfg;
+    const options: IClientOptions = {
+      clientId: cfg.client_id ?? `meter2mqtt_${Math.random().toString(16).slice(2, 10)}`,
+      username: cfg.username,
+      password: cfg.password,
+      rejectUnauthorized: cfg.reject_unauthorized,
+      reconnectPeriod: RECONNECT_PERIOD_MS,
+      // A refusal (bad password, broker restarted with new ACLs) is retried like any outage once running;
+      // at start-up it fails start() instead, below.
+      reconnectOnConnackError: true,
+      connectTimeout: Math.min(this.connectTimeoutMs, 10_000),
+      keepalive: 30,
+      clean: true,
+      // Stale state messages are worthless after an outage; the reconnect handler sends the latest once.
+      queueQoSZero: false,
+      resubscribe: false,
+      will: { topic: bridgeStateTopic(this.base), payload: Buffer.from("offline"), qos: 1, retain: true },
+    };
+    const client = connect(cfg.url, options);
+    this.client = client;
+    client.on("connect", () => this.onConnect());
+    client.on("close", () => this.onClose());
+    client.on("error", (err) => {
+      this.lastError = this.scrub(err.message);
+      this.log.debug(() => `${this.where}: ${this.lastError}`);
+    });
+    client.on("message", (topic, payload, packet) => this.onMessage(topic, payload.toString(), packet.retain));
+
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        const why = this.lastError ? `: ${this.lastError}` : " (no answer)";
+        fail(
+          new Error(
+            `cannot connect to the MQTT broker at ${this.where} within ${this.connectTimeoutMs / 1000} s${why}`,
+          ),
+        );
+      }, this.connectTimeoutMs);
+      const done = (): void => {
+        clearTimeout(timer);
+        client.off("connect", onConnect);
+        client.off("error", onError);
+        this.abortStart = undefined;
+      };
+      const fail = (err: Error): void => {
+        done();
+        client.end(true);
+        reject(err);
+      };
+      const onConnect = (): void => {
+        done();
+        resolve();
+      };
+      const onError = (err: Error & { code?: unknown }): void => {
+        // A numeric code is the broker's CONNACK refusal: retrying will not change its mind.
+        if (typeof err.code === "number")
+          fail(new Error(`the MQTT broker at ${this.where} refused the connection: ${this.scrub(err.message)}`));
+      };
+      this.abortStart = fail;
+      client.on("connect", onConnect);
+      client.on("error", onError);
+    });
+  }
+
+  onReading(r: Reading): void {
+    try {
+      if (this.stopping) return;
+      const m = this.meter(r.meterId);
+      if (!m) return;
+      const values: Record<string, Value> = {};
+      for (const [name, v] of Object.entries(r.values))
+        if (typeof v === "string" || (typeof v === "number" && Number.isFinite(v))) values[name] = v;
+      const currencyBefore = m.state.get("currency");
+      m.state.update(values);
+      m.time = r.time;
+      // Readings prove the meter is there; a source that never sends a status still gets available entities.
+      if (m.online === undefined) m.online = true;
+      for (const name of Object.keys(values)) this.announce(m, name);
+      if (m.state.get("currency") !== currencyBefore && m.announced.has("price_per_kwh"))
+        this.sendDiscovery(m, "price_per_kwh", false);
+      this.sendAvailability(m, false);
+      this.sendDue(m);
+    } catch (err) {
+      this.log.error(`reading of ${r?.meterId} not published: ${(err as Error).message}`);
+    }
+  }
+
+  onStatus(s: SourceStatus): void {
+    try {
+      if (this.stopping) return;
+      const m = this.meter(s.meterId);
+      if (!m) return;
+      m.online = s.online;
+      m.state.update({ frames_received: s.framesReceived, frames_rejected: s.framesRejected });
+      for (const name of DIAGNOSTICS) this.announce(m, name);
+      this.sendAvailability(m, false);
+      // Counters usually ride on the next reading; the flush timer covers a meter whose frames all fail.
+      this.scheduleFlush(m);
+    } catch (err) {
+      this.log.error(`status of ${s?.meterId} not published: ${(err as Error).message}`);
+    }
+  }
+
+  onMeterInfo(info: MeterInfo): void {
+    try {
+      if (this.stopping) return;
+      const m = this.meter(info.meterId);
+      if (!m) return;
+      const merged: MeterInfo = { ...m.info, meterId: info.meterId };
+      if (info.manufacturer) merged.manufacturer = info.manufacturer;
+      if (info.model) merged.model = info.model;
+      if (info.serialNumber) merged.serialNumber = info.serialNumber;
+      if (info.swVersion) merged.swVersion = info.swVersion;
+      m.info = merged;
+      for (const name of m.announced) this.sendDiscovery(m, name, false);
+    } catch (err) {
+      this.log.error(`device info of ${info?.meterId} not published: ${(err as Error).message}`);
+    }
+  }
+
+  /** Publishes `offline` on the bridge state (bounded wait) and closes the connection. Idempotent. */
+  stop(): Promise<void> {
+    this.stopping ??= this.shutdown();
+    return this.stopping;
+  }
+
+  private async shutdown(): Promise<void> {
+    for (const m of this.meters.values()) this.clearFlush(m);
+    const client = this.client;
+    if (!client) return;
+    this.abortStart?.(new Error(`stopped before connecting to the MQTT broker at ${this.where}`));
+    if (!client.connected) {
+      client.end(true);
+      return;
+    }
+    const deadline = Date.now() + STOP_WAIT_MS;
+    const offline = await settle(
+      client.publishAsync(bridgeStateTopic(this.base), "offline", { qos: 1, retain: true }),
+      STOP_WAIT_MS,
+    );
+    if (offline !== "ok")
+      this.log.warn(
+        `${this.where} did not take "offline" on ${bridgeStateTopic(this.base)} (${offline}); the will covers it`,
+      );
+    const ended = offline === "ok" && (await settle(client.endAsync(), deadline - Date.now())) === "ok";
+    if (!ended) client.end(true);
+    this.log.info(`disconnected from ${this.where}`);
+  }
+
+  private onConnect(): void {
+    if (this.stopping) return;
+    if (this.down) {
+      this.stats.reconnects++;
+      this.log.info(`reconnected to ${this.where} after ${Math.round((Date.now() - this.downSince) / 1000)} s`);
+    } else if (!this.connectedOnce) {
+      this.log.info(`connected to ${this.where}`);
+    }
+    this.connectedOnce = true;
+    this.down = false;
+    this.lastError = undefined;
+    if (this.cfg.discovery)
+      this.client?.subscribe(haStatusTopic(this.cfg.discovery_prefix), { qos: 1 }, (err) => {
+        if (err) this.log.warn(`cannot subscribe to Home Assistant's status: ${this.scrub(err.message)}`);
+      });
+    this.republish();
+  }
+
+  private onClose(): void {
+    // mqtt.js closes once per failed retry too: report the outage once, not every two seconds.
+    if (this.stopping || !this.connectedOnce || this.down) return;
+    this.down = true;
+    this.downSince = Date.now();
+    const why = this.lastError ? ` (${this.lastError})` : "";
+    this.log.warn(`lost the connection to ${this.where}${why}; retrying every ${RECONNECT_PERIOD_MS / 1000} s`);
+  }
+
+  private onMessage(topic: string, payload: string, retained: boolean): void {
+    // A retained `online` is an old announcement replayed on subscribe; the connect just re-sent everything.
+    if (topic !== haStatusTopic(this.cfg.discovery_prefix) || payload !== "online" || retained) return;
+    this.log.info("Home Assistant came online: sending discovery and states again");
+    this.republish();
+  }
+
+  /** After a (re)connect or an HA restart: bridge online, every discovery config, availability, latest states. */
+  private republish(): void {
+    if (!this.client?.connected) return;
+    this.publish(bridgeStateTopic(this.base), "online", 1);
+    const now = this.clock.now();
+    for (const m of this.meters.values()) {
+      for (const name of m.announced) this.sendDiscovery(m, name, true);
+      this.sendAvailability(m, true);
+      this.clearFlush(m);
+      if (!m.state.empty) this.sendState(m, m.state.takeAll(now));
+    }
+  }
+
+  private meter(id: string): MeterEntry | undefined {
+    const m = this.meters.get(id);
+    if (!m && !this.warnedMeters.has(id)) {
+      this.warnedMeters.add(id);
+      this.log.warn(`data for meter "${id}", which is not configured, is not published`);
+    }
+    return m;
+  }
+
+  private announce(m: MeterEntry, name: string): void {
+    if (m.announced.has(name)) return;
+    if (!quantity(name)) {
+      if (!this.warnedNames.has(name)) {
+        this.warnedNames.add(name);
+        this.log.warn(`"${name}" is not in the quantity catalogue: it is in the state JSON but has no HA entity`);
+      }
+      return;
+    }
+    m.announced.add(name);
+    this.sendDiscovery(m, name, false);
+  }
+
+  private sendDiscovery(m: MeterEntry, name: string, force: boolean): void {
+    const spec = quantity(name);
+    if (!this.cfg.discovery || !spec || !this.client?.connected) return;
+    const currency = m.state.get("currency");
+    const { topic, payload } = sensorDiscovery(
+      {
+        discoveryPrefix: this.cfg.discovery_prefix,
+        baseTopic: this.base,
+        meter: m.desc,
+        info: m.info,
+        currency: typeof currency === "string" ? currency : undefined,
+        origin: this.origin,
+      },
+      spec,
+    );
+    const json = JSON.stringify(payload);
+    if (!force && this.sentDiscovery.get(topic) === json) return;
+    this.sentDiscovery.set(topic, json);
+    this.stats.discoveryPublished++;
+    this.publish(topic, json, 1);
+  }
+
+  private sendAvailability(m: MeterEntry, force: boolean): void {
+    if (m.online === undefined || !this.client?.connected) return;
+    const value = m.online ? "online" : "offline";
+    if (!force && m.sentAvailability === value) return;
+    m.sentAvailability = value;
+    this.publish(meterAvailabilityTopic(this.base, m.desc.id), value, 1);
+  }
+
+  /** Sends the state when at least one changed value is past its kind's interval. */
+  private sendDue(m: MeterEntry): void {
+    if (!this.client?.connected) return;
+    const now = this.clock.now();
+    const due = m.state.due(now);
+    if (due.length > 0) this.sendState(m, m.state.take(due, now));
+    this.scheduleFlush(m);
+  }
+
+  private sendState(m: MeterEntry, body: Record<string, Value>): void {
+    const message: Record<string, Value> = { ...body };
+    if (m.time !== undefined) message.time = new Date(m.time).toISOString();
+    this.stats.published++;
+    this.publish(meterStateTopic(this.base, m.desc.id), JSON.stringify(message), 0);
+  }
+
+  private scheduleFlush(m: MeterEntry): void {
+    const next = m.state.nextDue();
+    if (next === undefined) {
+      this.clearFlush(m);
+      return;
+    }
+    const at = Math.max(next, this.clock.now()) + FLUSH_SLACK_MS;
+    if (m.flush && m.flush.at <= at) return;
+    this.clearFlush(m);
+    const timer = this.clock.setTimeout(() => {
+      m.flush = undefined;
+      if (!this.stopping) this.sendDue(m);
+    }, at - this.clock.now());
+    m.flush = { timer, at };
+  }
+
+  private clearFlush(m: MeterEntry): void {
+    if (!m.flush) return;
+    this.clock.clearTimeout(m.flush.timer);
+    m.flush = undefined;
+  }
+
+  private publish(topic: string, payload: string, qos: 0 | 1): void {
+    this.client?.publish(topic, payload, { qos, retain: true }, (err) => {
+      if (err) this.log.debug(() => `not published to ${topic}: ${this.scrub(err.message)}`);
+    });
+  }
+
+  /** The password must not leak through an error text, whether or not the app registered it with the logger. */
+  private scrub(text: string): string {
+    const pw = this.cfg.password;
+    // Same floor as the logger's addSecret: masking a one-letter password would garble every message.
+    return redact(pw && pw.length >= 3 ? text.split(pw).join("***") : text);
+  }
+}
+
+const DEFAULT_PORTS: Record<string, string> = {
+  "mqtt:": "1883",
+  "tcp:": "1883",
+  "mqtts:": "8883",
+  "ssl:": "8883",
+  "ws:": "80",
+  "wss:": "443",
+};
+
+/** `mqtt://host:port` (plus the path for websockets), without user or password. */
+export function describeUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    const port = u.port || DEFAULT_PORTS[u.protocol] || "?";
+    const path = u.protocol.startsWith("ws") && u.pathname !== "/" ? u.pathname : "";
+    return `${u.protocol}//${u.hostname}:${port}${path}`;
+  } catch {
+    return "(unparsable broker URL)";
+  }
+}
+
+/** How `p` ended within `ms`; never rejects. */
+async function settle(p: Promise<unknown>, ms: number): Promise<"ok" | "failed" | "timed out"> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<"timed out">((resolve) => {
+    timer = setTimeout(() => resolve("timed out"), Math.max(0, ms));
+  });
+  try {
+    return await Promise.race([
+      p.then(
+        (): "ok" => "ok",
+        (): "failed" => "failed",
+      ),
+      timeout,
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
