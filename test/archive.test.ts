@@ -20,7 +20,13 @@ function captureLog(): { log: Logger; lines: string[] } {
     (m: string | (() => string)): void => {
       lines.push(`${level} ${typeof m === "function" ? m() : m}`);
     };
-  const log: Logger = { debug: put("debug"), info: put("info"), warn: put("warn"), error: put("error"), child: () => log };
+  const log: Logger = {
+    debug: put("debug"),
+    info: put("info"),
+    warn: put("warn"),
+    error: put("error"),
+    child: () => log,
+  };
   return { log, lines };
 }
 
@@ -82,7 +88,8 @@ describe("schema", () => {
     for (const q of ARCHIVE_COLUMNS) expected[q.name] = q.type === "number" ? "REAL" : "TEXT";
     expect(actual).toEqual(expected);
     expect(info.filter((c) => c.pk > 0).map((c) => c.name)).toEqual(["meter_id", "time"]);
-    const sql = (reader().prepare("SELECT sql FROM sqlite_master WHERE name = 'readings'").get() as { sql: string }).sql;
+    const sql = (reader().prepare("SELECT sql FROM sqlite_master WHERE name = 'readings'").get() as { sql: string })
+      .sql;
     expect(sql).toMatch(/WITHOUT ROWID/);
   });
 
@@ -169,7 +176,8 @@ describe("rows", () => {
         frames_received: 10,
       },
     });
-    for (let i = 1; i <= 3; i++) a.add({ meterId: "m", time: T0 + i * 1000, values: { power_import_w: Number.NaN, tariff: 2 } });
+    for (let i = 1; i <= 3; i++)
+      a.add({ meterId: "m", time: T0 + i * 1000, values: { power_import_w: Number.NaN, tariff: 2 } });
     expect(() => a.add(null as unknown as Reading)).not.toThrow();
     expect(() => a.add({ meterId: "m", time: Number.NaN, values: { tariff: 1 } })).not.toThrow();
     expect(() => a.add({ meterId: "m", time: T0 + 9000 } as Reading)).not.toThrow();

@@ -55,7 +55,8 @@ function register(base: number, counted: (ms: number) => number, ms: number): nu
 }
 
 const tariff1 = (rates: number[]) => (ms: number) => cumulative(rates, Math.min(ms, TARIFF2_FROM));
-const tariff2 = (rates: number[]) => (ms: number) => cumulative(rates, ms) - cumulative(rates, Math.min(ms, TARIFF2_FROM));
+const tariff2 = (rates: number[]) => (ms: number) =>
+  cumulative(rates, ms) - cumulative(rates, Math.min(ms, TARIFF2_FROM));
 
 function homeReading(ms: number): Reading {
   const imp1 = register(BASE.imp1, tariff1(IMPORT_WH), ms);
@@ -92,7 +93,12 @@ function flatReading(ms: number): Reading {
 
 const round6 = (x: number): number => Math.round(x * 1e6) / 1e6;
 const hourKey = (h: number): string => new Date(DAY + h * H).toISOString().replace(".000Z", "Z");
-const localDay = new Intl.DateTimeFormat("en-CA", { timeZone: ZONE, year: "numeric", month: "2-digit", day: "2-digit" });
+const localDay = new Intl.DateTimeFormat("en-CA", {
+  timeZone: ZONE,
+  year: "numeric",
+  month: "2-digit",
+  day: "2-digit",
+});
 
 type EnergyRow = Record<string, string | number | null>;
 const ENERGY_COLUMNS = [
@@ -177,9 +183,11 @@ function expectedGasHourly(): EnergyRow[] {
   for (let h = 0; h < 24; h++) {
     let dm3: number;
     if (h === 18) continue; // no gas reading times in (18:00, 19:00]
-    if (h === 17) dm3 = (g(17) * 55) / 60; // the 18:00 gas value would have arrived at 18:02:30, in the gap
+    if (h === 17)
+      dm3 = (g(17) * 55) / 60; // the 18:00 gas value would have arrived at 18:02:30, in the gap
     else if (h === 19) dm3 = (g(17) * 5) / 60 + g(18) + g(19);
-    else if (h === 23) dm3 = (g(23) * 55) / 60; // at 24:00:00 the newest gas value is from 23:55
+    else if (h === 23)
+      dm3 = (g(23) * 55) / 60; // at 24:00:00 the newest gas value is from 23:55
     else dm3 = g(h);
     rows.push({ meter_id: "home", hour: hourKey(h), gas_m3: m3(dm3) });
   }
@@ -228,7 +236,9 @@ describe("energy_hourly", () => {
     // 07:00:00Z is the last reading of hour 06 and the tariff 1 register stops there: hour 06 has all
     // of its tariff 1 energy and hour 07 none.
     const rows = db
-      .prepare("SELECT hour, import_tariff1_kwh AS t1, import_tariff2_kwh AS t2 FROM energy_hourly WHERE meter_id = 'home' AND hour IN (?, ?) ORDER BY hour")
+      .prepare(
+        "SELECT hour, import_tariff1_kwh AS t1, import_tariff2_kwh AS t2 FROM energy_hourly WHERE meter_id = 'home' AND hour IN (?, ?) ORDER BY hour",
+      )
       .all(hourKey(6), hourKey(7));
     expect(rows).toEqual([
       { hour: hourKey(6), t1: 0.52, t2: 0 },
@@ -263,9 +273,7 @@ describe("gas", () => {
 
 describe("readings_latest", () => {
   it("has the newest reading of each meter", () => {
-    const rows = db
-      .prepare("SELECT meter_id, time, energy_import_kwh FROM readings_latest ORDER BY meter_id")
-      .all();
+    const rows = db.prepare("SELECT meter_id, time, energy_import_kwh FROM readings_latest ORDER BY meter_id").all();
     const end = new Date(DAY + 24 * H).toISOString();
     expect(rows).toEqual([
       { meter_id: "flat", time: end, energy_import_kwh: flatReading(24 * H).values.energy_import_kwh },

@@ -21,7 +21,12 @@ const rejectsOf = (ev: FrameEvent[]) => ev.flatMap((e) => ("rejected" in e ? [e.
 
 describe("TelegramFramer", () => {
   it("cuts telegrams out of garbage, one byte at a time", () => {
-    const stream = Buffer.concat([Buffer.from([0xff, 0x00, 0x21, 0x0a]), nl, Buffer.from("  25803103\r\n\xff\xff", "latin1"), be]);
+    const stream = Buffer.concat([
+      Buffer.from([0xff, 0x00, 0x21, 0x0a]),
+      nl,
+      Buffer.from("  25803103\r\n\xff\xff", "latin1"),
+      be,
+    ]);
     const ev = run([...stream].map((b) => Buffer.from([b])));
     expect(framesOf(ev)).toEqual([nl, be]);
     expect(rejectsOf(ev)).toEqual([]);
@@ -58,7 +63,10 @@ describe("decoder robustness (property tests)", () => {
   it("arbitrary bytes never throw out of framer or decoder", () => {
     fc.assert(
       fc.property(fc.array(fc.uint8Array({ maxLength: 600 }), { maxLength: 8 }), (chunks) => {
-        const ev = run(chunks.map((c) => Buffer.from(c)), 2048);
+        const ev = run(
+          chunks.map((c) => Buffer.from(c)),
+          2048,
+        );
         for (const f of framesOf(ev)) decodeTelegram(f);
       }),
       { numRuns: 2000 },
@@ -68,16 +76,27 @@ describe("decoder robustness (property tests)", () => {
   it("bytes that look like DSMR never throw and only yield telegrams whose CRC matches", () => {
     const alphabet = fc.constantFrom(..."/!()*-:.0123456789ABCDEFkWhm3SW\r\n".split(""));
     fc.assert(
-      fc.property(fc.array(fc.oneof(alphabet, fc.constantFrom("1-0:1.8.1(", "*kWh)\r\n", "/ISK5\\2M\r\n\r\n")), { maxLength: 400 }), (parts) => {
-        for (const f of framesOf(run([Buffer.from(parts.join(""), "latin1")]))) {
-          const r = decodeTelegram(f);
-          if (r.ok && r.telegram.crc === "valid") {
-            const bang = f.indexOf(0x21);
-            const given = Number.parseInt(f.subarray(bang + 1).toString("latin1").match(/^[0-9A-Fa-f]{1,4}/)![0], 16);
-            expect(crc16(f, 0, bang + 1)).toBe(given);
+      fc.property(
+        fc.array(fc.oneof(alphabet, fc.constantFrom("1-0:1.8.1(", "*kWh)\r\n", "/ISK5\\2M\r\n\r\n")), {
+          maxLength: 400,
+        }),
+        (parts) => {
+          for (const f of framesOf(run([Buffer.from(parts.join(""), "latin1")]))) {
+            const r = decodeTelegram(f);
+            if (r.ok && r.telegram.crc === "valid") {
+              const bang = f.indexOf(0x21);
+              const given = Number.parseInt(
+                f
+                  .subarray(bang + 1)
+                  .toString("latin1")
+                  .match(/^[0-9A-Fa-f]{1,4}/)![0],
+                16,
+              );
+              expect(crc16(f, 0, bang + 1)).toBe(given);
+            }
           }
-        }
-      }),
+        },
+      ),
       { numRuns: 2000 },
     );
   });

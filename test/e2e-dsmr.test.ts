@@ -87,7 +87,9 @@ describe("DSMR over a pseudo-terminal to mosquitto and SQLite", () => {
     expect(last.retain).toBe(true);
 
     const config = async (q: string) =>
-      JSON.parse((await sub.waitFor((m) => m.topic === `homeassistant/sensor/meter2mqtt_p1/${q}/config`, 5000)).payload);
+      JSON.parse(
+        (await sub.waitFor((m) => m.topic === `homeassistant/sensor/meter2mqtt_p1/${q}/config`, 5000)).payload,
+      );
     expect(await config("energy_import_kwh")).toMatchObject({
       unique_id: "meter2mqtt_p1_energy_import_kwh",
       device_class: "energy",
@@ -98,8 +100,16 @@ describe("DSMR over a pseudo-terminal to mosquitto and SQLite", () => {
       device: { identifiers: ["meter2mqtt_p1"], name: "Meter cupboard", manufacturer: "Iskra", model: "M550T-1012" },
       origin: { name: "meter2mqtt" },
     });
-    expect(await config("gas_m3")).toMatchObject({ device_class: "gas", unit_of_measurement: "m³", state_class: "total" });
-    expect(await config("power_import_w")).toMatchObject({ device_class: "power", unit_of_measurement: "W", state_class: "measurement" });
+    expect(await config("gas_m3")).toMatchObject({
+      device_class: "gas",
+      unit_of_measurement: "m³",
+      state_class: "total",
+    });
+    expect(await config("power_import_w")).toMatchObject({
+      device_class: "power",
+      unit_of_measurement: "W",
+      state_class: "measurement",
+    });
     expect(await config("voltage_l1_v")).toMatchObject({ device_class: "voltage", unit_of_measurement: "V" });
     expect(await config("current_l2_a")).toMatchObject({ device_class: "current", unit_of_measurement: "A" });
     expect(await config("frames_rejected")).toMatchObject({ entity_category: "diagnostic" });
@@ -114,7 +124,9 @@ describe("DSMR over a pseudo-terminal to mosquitto and SQLite", () => {
     await until(
       () =>
         sub.messages.some(
-          (m) => m.topic === "meter2mqtt/p1/state" && (JSON.parse(m.payload) as { frames_rejected?: number }).frames_rejected === 1,
+          (m) =>
+            m.topic === "meter2mqtt/p1/state" &&
+            (JSON.parse(m.payload) as { frames_rejected?: number }).frames_rejected === 1,
         ),
       15_000,
       "frames_rejected = 1 in the state",
@@ -155,7 +167,10 @@ describe("DSMR over a pseudo-terminal to mosquitto and SQLite", () => {
     for (let i = 20; i < 25; i++) await send(i);
     await sub.waitFor(stateAt(states[24]!.time), 20_000);
     // After the reconnect the bridge announces itself again.
-    await sub.waitFor((m) => m.topic === "meter2mqtt/bridge/state" && m.payload === "online" && sub.messages.indexOf(m) > 0, 5000);
+    await sub.waitFor(
+      (m) => m.topic === "meter2mqtt/bridge/state" && m.payload === "online" && sub.messages.indexOf(m) > 0,
+      5000,
+    );
   }, 40_000);
 
   it("SIGTERM publishes offline, flushes the archive and exits 0", async () => {
@@ -167,7 +182,9 @@ describe("DSMR over a pseudo-terminal to mosquitto and SQLite", () => {
     await sub.waitFor((m) => m.topic === "meter2mqtt/bridge/state" && m.payload === "offline", 5000);
 
     const db = openArchiveReadOnly(join(dir, "archive.sqlite"));
-    const rows = db.prepare("SELECT time, energy_import_kwh, gas_m3 FROM readings WHERE meter_id = 'p1' ORDER BY time").all() as {
+    const rows = db
+      .prepare("SELECT time, energy_import_kwh, gas_m3 FROM readings WHERE meter_id = 'p1' ORDER BY time")
+      .all() as {
       time: string;
       energy_import_kwh: number;
       gas_m3: number;

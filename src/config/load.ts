@@ -32,8 +32,10 @@ function describe(issue: z.core.$ZodIssue, input: unknown): string {
     case "unrecognized_keys":
       return `${where}: unknown key${issue.keys.length > 1 ? "s" : ""} ${issue.keys.map((k) => `"${k}"`).join(", ")}`;
     case "invalid_union":
-      if ("discriminator" in issue && issue.discriminator)
-        return `${where}.${issue.discriminator}: expected one of the supported meter types (dsmr)`;
+      if ("discriminator" in issue && issue.discriminator) {
+        const at = issue.path.at(-1) === issue.discriminator ? where : `${where}.${issue.discriminator}`;
+        return `${at}: expected one of the supported meter types (dsmr)`;
+      }
       return `${where}: ${issue.message}`;
     case "invalid_type":
       return got === undefined

@@ -158,7 +158,7 @@ export class Archive {
   add(reading: Reading): void {
     if (this.closing) return;
     try {
-      this.take(reading);
+      this.accept(reading);
     } catch (err) {
       this.warnOnce("add", `reading not archived: ${(err as Error).message}`);
     }
@@ -195,7 +195,7 @@ export class Archive {
 
   // ── gathering ──────────────────────────────────────────────────────────────────────────────────
 
-  private take(reading: Reading): void {
+  private accept(reading: Reading): void {
     const { meterId, time, values } = reading;
     if (typeof meterId !== "string" || meterId === "") {
       this.warnOnce("meterId", `reading without a meter id skipped`);
@@ -259,7 +259,9 @@ export class Archive {
     const rows = this.rows;
     if (!rows?.count && this.meters.length === 0) return;
     this.rows = null;
-    const taken = rows ? rows.take() : { count: 0, meterIds: [], times: new Float64Array(0), numbers: new Float64Array(0), strings: [] };
+    const taken = rows
+      ? rows.take()
+      : { count: 0, meterIds: [], times: new Float64Array(0), numbers: new Float64Array(0), strings: [] };
     this.queue.push({ seq: ++this.seq, ...taken, meters: this.meters, attempts: 0 });
     this.meters = [];
     this.bound();

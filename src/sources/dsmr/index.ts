@@ -36,6 +36,7 @@ export class DsmrSource {
   private lastRejectLog = -Infinity;
   private rejectsSinceLog = 0;
   private autoTimer?: Timer;
+  private watchdog?: Timer;
   private statusTimer?: Timer;
   private stopped = false;
   private resolveFinished!: () => void;
@@ -66,6 +67,7 @@ export class DsmrSource {
     this.transport.on("open", () => {
       this.framer.reset();
       this.armAutoBaud();
+      this.armWatchdog();
     });
     this.transport.on("close", () => {
       this.framer.reset();
@@ -98,6 +100,7 @@ export class DsmrSource {
     this.stopped = true;
     if (this.autoTimer) this.clock.clearTimeout(this.autoTimer);
     if (this.statusTimer) this.clock.clearTimeout(this.statusTimer);
+    if (this.watchdog) this.clock.clearTimeout(this.watchdog);
     await this.transport.stop();
     this.setOnline(false);
   }
@@ -145,8 +148,25 @@ export class DsmrSource {
       );
     }
     this.setOnline(true);
+    this.armWatchdog();
     const reading: Reading = { meterId: this.id, time: t.time ?? this.clock.now(), values: t.values };
     this.bus.emit("reading", reading);
+  }
+
+  /**
+   * Bytes may keep flowing while no telegram is valid (a loose cable, a dongle sending noise), which a
+   * byte-level idle timer does not notice: without a valid telegram for `timeout` s the meter is offline
+   * and the port is reopened.
+   */
+  private armWatchdog(): void {
+    if (this.watchdog) this.clock.clearTimeout(this.watchdog);
+    if (this.stopped || this.cfg.timeout <= 0 || this.cfg.port.startsWith("file:")) return;
+    this.watchdog = this.clock.setTimeout(() => {
+      this.watchdog = undefined;
+      if (this.stopped) return;
+      this.setOnline(false);
+      this.transport.reopen(`no valid telegram for ${this.cfg.timeout} s`);
+    }, this.cfg.timeout * 1000);
   }
 
   private reject(reason: string): void {
