@@ -72,7 +72,7 @@ describe("DsmrSource on a pseudo-terminal", () => {
     const states = simulate(Date.UTC(2026, 10, 21, 9), 2);
     const good = dsmr5Telegram(states[0]!);
     const bad = Buffer.from(dsmr5Telegram(states[1]!));
-    bad[50] ^= 0x01;
+    bad[50] = bad[50]! ^ 0x01;
     const transport = (source as unknown as { transport: SerialTransport }).transport;
     await until(() => transport.isOpen, 5000, "open");
     await pty.write(Buffer.concat([good, bad]));

@@ -117,7 +117,7 @@ function parseNumber(buf: Uint8Array, s: number, e: number): boolean {
     numUnitAt = i + 1;
   } else numUnitAt = -1;
   numMant = neg ? -mant : mant;
-  numDec = dec < 0 ? 0 : dec;
+  numDec = Math.max(dec, 0);
   return true;
 }
 
