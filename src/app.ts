@@ -2,7 +2,7 @@ import { Bus } from "./bus.js";
 import type { Config } from "./config/schema.js";
 import { Archive } from "./outputs/archive/index.js";
 import { MqttOutput } from "./outputs/mqtt/index.js";
-import { DsmrSource } from "./sources/dsmr/index.js";
+import { createSource } from "./sources/index.js";
 import { type Clock, systemClock, type Timer } from "./util/clock.js";
 import { createLogger, type Logger, setLogLevel } from "./util/log.js";
 import { VERSION } from "./version.js";
@@ -65,7 +65,7 @@ export class App {
     await this.connectMqtt();
 
     for (const m of cfg.meters) {
-      const source = new DsmrSource(m, this.bus, { clock: this.clock });
+      const source = createSource(m, this.bus, { clock: this.clock });
       this.sources.push(source);
       source.start();
     }

@@ -3,8 +3,7 @@ import { parseArgs } from "node:util";
 import { App } from "./app.js";
 import { ConfigError, loadConfig } from "./config/load.js";
 import { runDemo } from "./demo.js";
-import { decodeTelegram } from "./sources/dsmr/decode.js";
-import { TelegramFramer } from "./sources/dsmr/framer.js";
+import { DECODERS } from "./sources/index.js";
 import { createLogger, redact } from "./util/log.js";
 import { VERSION } from "./version.js";
 
@@ -59,64 +58,26 @@ async function decode(args: string[]): Promise<number> {
     allowPositionals: true,
     strict: true,
   });
-  if (values.format !== "dsmr") {
+  const decoder = values.format ? DECODERS[values.format] : undefined;
+  if (!decoder) {
     process.stderr.write(
-      `decode: --format ${values.format ?? "(missing)"} is not supported; expected: dsmr (raven, smt-csv and smarthub-json come with their sources)\n`,
+      `decode: --format ${values.format ?? "(missing)"} is not supported; expected one of: ${Object.keys(DECODERS).join(", ")}\n`,
     );
     return 2;
   }
   const file = positionals[0] ?? "-";
-  const input = file === "-" ? process.stdin : createReadStream(file);
-  const framer = new TelegramFramer();
-  let offset = 0;
+  const input = (file === "-" ? process.stdin : createReadStream(file)) as AsyncIterable<Buffer>;
   let ok = 0;
   let bad = 0;
-  const emit = (events: ReturnType<TelegramFramer["push"]>): void => {
-    for (const ev of events) {
-      if ("frame" in ev) {
-        const r = decodeTelegram(ev.frame, { timezone: values.timezone, raw: values.raw });
-        if (r.ok) {
-          const t = r.telegram;
-          ok++;
-          const out: Record<string, unknown> = {
-            time: t.time !== undefined ? new Date(t.time).toISOString() : null,
-            values: t.values,
-            meter: {
-              manufacturer: t.manufacturer,
-              model: t.model,
-              serial: t.equipmentId,
-              version: t.version,
-              crc: t.crc,
-            },
-          };
-          if (t.mbus.length) out.mbus = t.mbus.map((d) => ({ ...d, at: d.at ? new Date(d.at).toISOString() : d.at }));
-          if (t.powerFailureLog)
-            out.power_failure_log = t.powerFailureLog.map((f) => ({
-              end: f.end === null ? null : new Date(f.end).toISOString(),
-              duration_s: f.durationS,
-            }));
-          if (t.monthPeaks)
-            out.month_peaks = t.monthPeaks.map((p) => ({
-              month: p.month === null ? null : new Date(p.month).toISOString(),
-              at: p.at === null ? null : new Date(p.at).toISOString(),
-              w: p.w,
-            }));
-          if (t.raw) out.raw = t.raw;
-          process.stdout.write(`${JSON.stringify(out)}\n`);
-        } else {
-          bad++;
-          process.stderr.write(`rejected telegram (${ev.frame.length} bytes): ${r.reason}\n`);
-        }
+  try {
+    for await (const item of decoder(input, { timezone: values.timezone, raw: values.raw, source: file })) {
+      if (item.ok) {
+        ok++;
+        process.stdout.write(`${JSON.stringify(item.json)}\n`);
       } else {
         bad++;
-        process.stderr.write(`rejected frame (${ev.bytes} bytes): ${ev.rejected}\n`);
+        process.stderr.write(`rejected ${item.reason}\n`);
       }
-    }
-  };
-  try {
-    for await (const chunk of input) {
-      offset += (chunk as Buffer).length;
-      emit(framer.push(chunk as Buffer));
     }
   } catch (err) {
     process.stderr.write(
@@ -124,8 +85,7 @@ async function decode(args: string[]): Promise<number> {
     );
     return 1;
   }
-  emit(framer.end());
-  if (ok === 0 && bad === 0) process.stderr.write(`decode: no telegram found in ${offset} bytes of ${file}\n`);
+  if (ok === 0 && bad === 0) process.stderr.write(`decode: nothing found in ${file}\n`);
   return 0;
 }
 

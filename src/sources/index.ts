@@ -1,0 +1,34 @@
+import type { Source } from "../app.js";
+import type { Bus } from "../bus.js";
+import type { MeterConfig } from "../config/schema.js";
+import type { Clock } from "../util/clock.js";
+import { dsmrDecoder } from "./dsmr/cli.js";
+import { DsmrSource } from "./dsmr/index.js";
+
+/**
+ * The meter families, registered in one place: how to run a configured meter, and how `decode`
+ * reads a capture of its format. A new family adds one case to each.
+ */
+export function createSource(meter: MeterConfig, bus: Bus, opts: { clock: Clock }): Source {
+  switch (meter.type) {
+    case "dsmr":
+      return new DsmrSource(meter, bus, opts);
+  }
+}
+
+/** One decoded item (printed as a JSON line on stdout) or one rejected frame/row (a line on stderr). */
+export type DecodeItem = { ok: true; json: unknown } | { ok: false; reason: string };
+
+export interface DecodeOptions {
+  timezone?: string;
+  raw?: boolean;
+  /** The file name, for messages that point at a line. */
+  source: string;
+}
+
+/** Streaming decoders by `--format`: bytes in, items out, in order. */
+export type Decoder = (input: AsyncIterable<Buffer>, opts: DecodeOptions) => AsyncIterable<DecodeItem>;
+
+export const DECODERS: Record<string, Decoder> = {
+  dsmr: dsmrDecoder,
+};
