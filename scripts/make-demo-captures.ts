@@ -8,15 +8,17 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { dsmr5Telegram, fluviusTelegram, simulate } from "../src/sources/dsmr/build.js";
 
-const start = Date.UTC(2026, 10, 20, 10, 0, 0);
-const count = 241;
+// From 09:58 so that the two full hours after it show in the hourly views (each hour needs the one before).
+const start = Date.UTC(2026, 10, 20, 9, 58, 0);
+const count = 245;
 mkdirSync(new URL("../fixtures/demo/", import.meta.url), { recursive: true });
 
 for (const [file, make, belgian] of [
   ["nl-dsmr5.txt", dsmr5Telegram, false],
   ["be-fluvius.txt", fluviusTelegram, true],
 ] as const) {
-  const telegrams = simulate(start, count, 30, belgian).map((s) => make(s));
+  // The Belgian house runs seven minutes out of step with the Dutch one, so the two meters differ.
+  const telegrams = simulate(start + (belgian ? 420_000 : 0), count, 30, belgian).map((s) => make(s));
   const corrupt = Buffer.from(telegrams[100]!);
   corrupt[200] = corrupt[200] === 0x31 ? 0x32 : 0x31;
   telegrams[100] = corrupt;

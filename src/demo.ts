@@ -99,10 +99,12 @@ export async function runDemo(args: string[]): Promise<number> {
   let discovery = 0;
   let shownFullDiscovery = false;
   watcher.on("message", (topic, payload) => {
-    if (values.quiet) return;
     const text = payload.toString();
+    if (topic.endsWith("/config")) discovery++;
+    else if (topic.endsWith("/state") && !topic.endsWith("bridge/state"))
+      stateCount.set(topic, (stateCount.get(topic) ?? 0) + 1);
+    if (values.quiet) return;
     if (topic.endsWith("/config")) {
-      discovery++;
       if (!shownFullDiscovery) {
         shownFullDiscovery = true;
         out(`\n${topic}\n${JSON.stringify(JSON.parse(text), null, 2)}\n`);
@@ -112,8 +114,7 @@ export async function runDemo(args: string[]): Promise<number> {
       const what = [c.device_class, c.state_class, c.unit_of_measurement, c.entity_category].filter(Boolean).join(", ");
       out(`${topic}  (${what})`);
     } else if (topic.endsWith("/state") && !topic.endsWith("bridge/state")) {
-      const n = (stateCount.get(topic) ?? 0) + 1;
-      stateCount.set(topic, n);
+      const n = stateCount.get(topic) ?? 0;
       if (n === 1 || n % 60 === 0) out(`${topic}  ${text}`);
     } else out(`${topic}  ${text}`);
   });

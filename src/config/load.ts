@@ -36,6 +36,12 @@ function describe(issue: z.core.$ZodIssue, input: unknown): string {
         const at = issue.path.at(-1) === issue.discriminator ? where : `${where}.${issue.discriminator}`;
         return `${at}: expected one of the supported meter types (dsmr)`;
       }
+      {
+        // A union of literals (baud: auto | 115200 | 9600): list what would have been accepted.
+        const options = (issue.errors ?? []).flat().flatMap((i) => (i.code === "invalid_value" ? i.values : []));
+        if (options.length > 0)
+          return `${where}: expected one of ${options.map((o) => JSON.stringify(o)).join(", ")} (got ${JSON.stringify(got)})`;
+      }
       return `${where}: ${issue.message}`;
     case "invalid_type":
       return got === undefined
