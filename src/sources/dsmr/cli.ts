@@ -23,7 +23,6 @@ export function telegramJson(t: Telegram): Record<string, unknown> {
 
 export async function* dsmrDecoder(input: AsyncIterable<Buffer>, opts: DecodeOptions): AsyncIterable<DecodeItem> {
   const framer = new TelegramFramer();
-  let offset = 0;
   function* items(events: FrameEvent[]): Iterable<DecodeItem> {
     for (const ev of events) {
       if ("frame" in ev) {
@@ -35,7 +34,6 @@ export async function* dsmrDecoder(input: AsyncIterable<Buffer>, opts: DecodeOpt
     }
   }
   for await (const chunk of input) {
-    offset += chunk.length;
     yield* items(framer.push(chunk));
   }
   yield* items(framer.end());

@@ -239,7 +239,7 @@ handlers.set(parseObis("1-0:1.6.0"), (ctx) => {
   const at = groupTime(ctx, 0);
   const w = groupNumber(ctx, 1);
   if (!Number.isNaN(w)) ctx.t.values.demand_month_peak_w = w;
-  if (at !== null && !isPlaceholderTime(at)) ctx.t.values.demand_month_peak_at = new Date(at).toISOString();
+  if (at !== null && !isPlaceholderTime(at)) ctx.t.values.demand_month_peak_at = peakIso(at);
 });
 
 handlers.set(parseObis("0-0:98.1.0"), (ctx) => {
@@ -272,7 +272,7 @@ handlers.set(parseObis("1-0:99.97.0"), (ctx) => {
   let last: PowerFailure | undefined;
   for (const f of log) if (f.end !== null && !isPlaceholderTime(f.end) && (!last || f.end > last.end!)) last = f;
   if (last) {
-    ctx.t.values.last_long_power_failure_at = new Date(last.end!).toISOString();
+    ctx.t.values.last_long_power_failure_at = failureIso(last.end!);
     ctx.t.values.last_long_power_failure_s = last.durationS;
   }
 });
@@ -329,6 +329,39 @@ const MAX_GROUPS = 128;
 const gsScratch = new Int32Array(MAX_GROUPS);
 const geScratch = new Int32Array(MAX_GROUPS);
 
+/** Manufacturer and model from the header; a meter sends the same header every time, so it is cached. */
+const headerCache = new Map<string, { manufacturer: string; model: string }>();
+function identify(header: string): { manufacturer: string; model: string } {
+  let id = headerCache.get(header);
+  if (!id) {
+    const flag = header.slice(0, 3);
+    // "/ISk5\2MT382-1000": FLAG code, baud-rate digit, then an optional "\x" marker before the model.
+    id = {
+      manufacturer: MANUFACTURERS[flag.toUpperCase()] ?? flag,
+      model: header.slice(4).replace(/^(\\.|[\x00-\x1f])/, ""),
+    };
+    if (headerCache.size > 64) headerCache.clear();
+    headerCache.set(header, id);
+  }
+  return id;
+}
+
+/** toISOString with a one-entry memory per call site: M-Bus and peak times repeat telegram after telegram. */
+function isoCache(): (ms: number) => string {
+  let lastMs = Number.NaN;
+  let lastIso = "";
+  return (ms) => {
+    if (ms !== lastMs) {
+      lastMs = ms;
+      lastIso = new Date(ms).toISOString();
+    }
+    return lastIso;
+  };
+}
+const peakIso = isoCache();
+const failureIso = isoCache();
+const mbusIso = [isoCache(), isoCache(), isoCache(), isoCache(), isoCache(), isoCache()];
+
 function isHex(c: number): boolean {
   return (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x46) || (c >= 0x61 && c <= 0x66);
 }
@@ -374,11 +407,11 @@ function decode(bytes: Uint8Array, opts: DecodeOptions): DecodeResult {
   while (i < bang && buf[i] !== CR && buf[i] !== LF) i++;
   const header = latin1(buf, 1, i);
   if (header.length < 4) return { ok: false, reason: "header too short" };
-  const flag = header.slice(0, 3);
+  const id = identify(header);
   const t: Telegram = {
     header,
-    manufacturer: MANUFACTURERS[flag.toUpperCase()] ?? flag,
-    model: header.slice(4).replace(/^(\\.|[\x00-\x1f])/, ""),
+    manufacturer: id.manufacturer,
+    model: id.model,
     crc,
     values: {},
     mbus: [],
@@ -518,6 +551,7 @@ function derive(t: Telegram): void {
   let water = 0;
   let heat = 0;
   if (t.mbus.length > 1) t.mbus.sort((x, y) => x.channel - y.channel);
+  let slot = 0;
   for (const dev of t.mbus) {
     if (dev.value === undefined) continue;
     // Empty M-Bus slots report 0 with a placeholder date and no unit; they are not a meter at 0.
@@ -529,7 +563,8 @@ function derive(t: Telegram): void {
     const names = MBUS_NAMES[kind][nth];
     if (!names) continue;
     v[names.value] = dev.value;
+    const iso = mbusIso[slot++];
     if (dev.at !== undefined && dev.at !== null && !isPlaceholderTime(dev.at))
-      v[names.at] = new Date(dev.at).toISOString();
+      v[names.at] = iso ? iso(dev.at) : new Date(dev.at).toISOString();
   }
 }

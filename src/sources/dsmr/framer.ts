@@ -100,11 +100,12 @@ export class TelegramFramer {
       while (j < buf.length && j - this.bang <= 6 && buf[j] !== LF && buf[j] !== SLASH) j++;
       if (j < buf.length && (buf[j] === LF || buf[j] === SLASH)) {
         const end = buf[j] === LF ? j + 1 : j;
-        out.push({ frame: Buffer.from(buf.subarray(0, end)) });
+        // A view, not a copy: `buf` is never written to again (push() always makes a new buffer).
+        out.push({ frame: buf.subarray(0, end) });
         this.buf = buf.subarray(end);
       } else if (j - this.bang > 6) {
         // No line end where one must be: take what is there and let the decoder judge the CRC.
-        out.push({ frame: Buffer.from(buf.subarray(0, j)) });
+        out.push({ frame: buf.subarray(0, j) });
         this.buf = buf.subarray(j);
       } else if (atEnd) {
         out.push({ frame: Buffer.from(buf) });

@@ -85,23 +85,34 @@ export function wallToUtc(zone: string, wall: number, summer: boolean | undefine
   return summer ? b : a;
 }
 
+/** Two decimal digits at `i`, or -1. */
+function pair(buf: Uint8Array, i: number): number {
+  const hi = buf[i]! - 48;
+  const lo = buf[i + 1]! - 48;
+  return hi >= 0 && hi <= 9 && lo >= 0 && lo <= 9 ? hi * 10 + lo : -1;
+}
+
+function daysInMonth(year: number, month: number): number {
+  if (month === 2) return year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0) ? 29 : 28;
+  return month === 4 || month === 6 || month === 9 || month === 11 ? 30 : 31;
+}
+
 /** Reads a 12-digit timestamp plus optional flag at `buf[start..end)`; null when it is not a valid date. */
 export function parseDsmrTime(buf: Uint8Array, start: number, end: number, zone: string): number | null {
   if (end - start < 12) return null;
-  const d = [0, 0, 0, 0, 0, 0];
-  for (let i = 0; i < 6; i++) {
-    const hi = buf[start + 2 * i]! - 48;
-    const lo = buf[start + 2 * i + 1]! - 48;
-    if (hi < 0 || hi > 9 || lo < 0 || lo > 9) return null;
-    d[i] = hi * 10 + lo;
-  }
-  const [yy, mo, dd, hh, mi, ss] = d as [number, number, number, number, number, number];
+  const yy = pair(buf, start);
+  const mo = pair(buf, start + 2);
+  const dd = pair(buf, start + 4);
+  const hh = pair(buf, start + 6);
+  const mi = pair(buf, start + 8);
+  const ss = pair(buf, start + 10);
+  if (yy < 0 || mo < 0 || dd < 0 || hh < 0 || mi < 0 || ss < 0) return null;
   if (mo < 1 || mo > 12 || dd < 1 || dd > 31 || hh > 23 || mi > 59 || ss > 59) return null;
   // Two-digit years: empty M-Bus slots report 1970 ("700101010000W"), which must stay in the past.
   const year = yy >= 70 ? 1900 + yy : 2000 + yy;
-  const wall = Date.UTC(year, mo - 1, dd, hh, mi, ss);
   // Date.UTC rolls 31 February over into March; a meter that says so is wrong, not early March.
-  if (new Date(wall).getUTCDate() !== dd) return null;
+  if (dd > 28 && dd > daysInMonth(year, mo)) return null;
+  const wall = Date.UTC(year, mo - 1, dd, hh, mi, ss);
   const flag = end - start > 12 ? buf[start + 12]! | 0x20 : 0; // lower-cased; some meters send 's'
   return wallToUtc(zone, wall, flag === 0x73 ? true : flag === 0x77 ? false : undefined);
 }
