@@ -16,7 +16,7 @@ interface ZoneYear {
   min: number;
   max: number;
 }
-const cache = new Map<string, ZoneYear>();
+const cache = new Map<string, Map<number, ZoneYear>>();
 const DAY = 86_400_000;
 
 function luxonOffset(zone: string, utc: number): number {
@@ -36,8 +36,9 @@ function zoneYear(zone: string, year: number): ZoneYear {
 }
 
 function zoneYearSlow(zone: string, year: number): ZoneYear {
-  const key = `${zone}|${year}`;
-  let z = cache.get(key);
+  let years = cache.get(zone);
+  if (!years) cache.set(zone, (years = new Map()));
+  let z = years.get(year);
   if (z) return z;
   const start = Date.UTC(year, 0, 1);
   const offsets = [luxonOffset(zone, start)];
@@ -60,7 +61,7 @@ function zoneYearSlow(zone: string, year: number): ZoneYear {
     prevT = t;
   }
   z = { start, offsets, at, min: Math.min(...offsets), max: Math.max(...offsets) };
-  cache.set(key, z);
+  years.set(year, z);
   return z;
 }
 
