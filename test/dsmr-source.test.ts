@@ -5,22 +5,9 @@ import type { Reading, SourceStatus } from "../src/model/types.js";
 import { dsmr5Telegram, simulate } from "../src/sources/dsmr/build.js";
 import { DsmrSource } from "../src/sources/dsmr/index.js";
 import { SerialTransport } from "../src/transports/index.js";
-import type { Logger } from "../src/util/log.js";
+import { recordingLog } from "./helpers/log.js";
 import { until } from "./helpers/mosquitto.js";
 import { type PtyPair, startPtyPair } from "./helpers/pty.js";
-
-function recorder(): Logger & { lines: string[] } {
-  const lines: string[] = [];
-  const l = {
-    lines,
-    debug: () => {},
-    info: (m: string | (() => string)) => lines.push(`info ${typeof m === "function" ? m() : m}`),
-    warn: (m: string | (() => string)) => lines.push(`warn ${typeof m === "function" ? m() : m}`),
-    error: (m: string | (() => string)) => lines.push(`error ${typeof m === "function" ? m() : m}`),
-    child: () => l,
-  };
-  return l;
-}
 
 describe("DsmrSource on a pseudo-terminal", () => {
   let pty: PtyPair | undefined;
@@ -35,9 +22,9 @@ describe("DsmrSource on a pseudo-terminal", () => {
     const bus = new Bus();
     const readings: Reading[] = [];
     bus.subscribe("t", "reading", (r) => void readings.push(r));
-    const log = recorder();
+    const log = recordingLog();
     const cfg = DsmrMeterSchema.parse({ id: "p1", type: "dsmr", port: pty.device, baud: "auto" });
-    source = new DsmrSource(cfg, bus, { log, autoBaudWindowMs: 400 });
+    source = new DsmrSource(cfg, bus, { log: log.log, autoBaudWindowMs: 400 });
     source.start();
     const transport = (source as unknown as { transport: SerialTransport }).transport;
     expect(transport).toBeInstanceOf(SerialTransport);
@@ -58,7 +45,7 @@ describe("DsmrSource on a pseudo-terminal", () => {
     const baud = transport.settings.baudRate;
     await new Promise((r) => setTimeout(r, 1000));
     expect(transport.settings.baudRate).toBe(baud);
-    expect(log.lines.filter((l) => l.includes("no valid telegram yet")).length).toBeGreaterThanOrEqual(2);
+    expect(log.at("info").filter((l) => l.includes("no valid telegram yet")).length).toBeGreaterThanOrEqual(2);
   }, 30_000);
 
   it("counts rejected telegrams in its status and marks the meter offline when valid telegrams stop", async () => {
@@ -67,7 +54,7 @@ describe("DsmrSource on a pseudo-terminal", () => {
     const statuses: SourceStatus[] = [];
     bus.subscribe("t", "status", (s) => void statuses.push(s));
     const cfg = DsmrMeterSchema.parse({ id: "p1", type: "dsmr", port: pty.device, baud: 115200, timeout: 1 });
-    source = new DsmrSource(cfg, bus, { log: recorder() });
+    source = new DsmrSource(cfg, bus, { log: recordingLog().log });
     source.start();
     const states = simulate(Date.UTC(2026, 10, 21, 9), 2);
     const good = dsmr5Telegram(states[0]!);

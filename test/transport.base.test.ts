@@ -1,22 +1,9 @@
 import { describe, expect, it } from "vitest";
 import { BaseTransport, type Connection, type Failure, type Link } from "../src/transports/index.js";
 import { ManualClock } from "../src/util/clock.js";
-import type { Level, Logger } from "../src/util/log.js";
+import { recordingLog } from "./helpers/log.js";
 
 /** The reconnect and logging policy, driven by a ManualClock and a transport whose attempts the test scripts. */
-
-function recordingLog() {
-  const lines: { level: Level; text: string }[] = [];
-  const make = (): Logger => {
-    const at =
-      (level: Level) =>
-      (m: string | (() => string)): void => {
-        lines.push({ level, text: typeof m === "function" ? m() : m });
-      };
-    return { debug: at("debug"), info: at("info"), warn: at("warn"), error: at("error"), child: () => make() };
-  };
-  return { log: make(), lines, at: (level: Level) => lines.filter((l) => l.level === level).map((l) => l.text) };
-}
 
 type Behaviour = (link: Link, n: number) => void;
 

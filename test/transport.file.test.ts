@@ -4,22 +4,9 @@ import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { createTransport, FileTransport, type Transport } from "../src/transports/index.js";
 import { ManualClock } from "../src/util/clock.js";
-import type { Level, Logger } from "../src/util/log.js";
+import { recordingLog } from "./helpers/log.js";
 
 /** File replay with a ManualClock for the intervals; the file itself is read for real. */
-
-function recordingLog() {
-  const lines: { level: Level; text: string }[] = [];
-  const make = (): Logger => {
-    const at =
-      (level: Level) =>
-      (m: string | (() => string)): void => {
-        lines.push({ level, text: typeof m === "function" ? m() : m });
-      };
-    return { debug: at("debug"), info: at("info"), warn: at("warn"), error: at("error"), child: () => make() };
-  };
-  return { log: make(), lines, at: (level: Level) => lines.filter((l) => l.level === level).map((l) => l.text) };
-}
 
 const WAIT = { timeout: 10_000, interval: 10 };
 const lines = (whole: Buffer): Buffer[] => {

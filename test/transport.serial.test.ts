@@ -2,23 +2,10 @@ import { execFileSync } from "node:child_process";
 import { SerialPort } from "serialport";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { DSMR_SERIAL, SerialTransport } from "../src/transports/index.js";
-import type { Level, Logger } from "../src/util/log.js";
+import { recordingLog } from "./helpers/log.js";
 import { type PtyPair, startPtyPair } from "./helpers/pty.js";
 
 /** The serial transport against a socat pseudo-terminal pair, through the real `serialport` package. */
-
-function recordingLog() {
-  const lines: { level: Level; text: string }[] = [];
-  const make = (): Logger => {
-    const at =
-      (level: Level) =>
-      (m: string | (() => string)): void => {
-        lines.push({ level, text: typeof m === "function" ? m() : m });
-      };
-    return { debug: at("debug"), info: at("info"), warn: at("warn"), error: at("error"), child: () => make() };
-  };
-  return { log: make(), lines, at: (level: Level) => lines.filter((l) => l.level === level).map((l) => l.text) };
-}
 
 const WAIT = { timeout: 15_000, interval: 20 };
 const BACKOFF = { initialMs: 50, maxMs: 200 };

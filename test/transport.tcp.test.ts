@@ -1,22 +1,9 @@
 import net from "node:net";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { createTransport, parseTcpUrl, TcpTransport } from "../src/transports/index.js";
-import type { Level, Logger } from "../src/util/log.js";
+import { recordingLog } from "./helpers/log.js";
 
 /** The TCP transport against a real local server standing in for a P1 dongle / ser2net. */
-
-function recordingLog() {
-  const lines: { level: Level; text: string }[] = [];
-  const make = (): Logger => {
-    const at =
-      (level: Level) =>
-      (m: string | (() => string)): void => {
-        lines.push({ level, text: typeof m === "function" ? m() : m });
-      };
-    return { debug: at("debug"), info: at("info"), warn: at("warn"), error: at("error"), child: () => make() };
-  };
-  return { log: make(), lines, at: (level: Level) => lines.filter((l) => l.level === level).map((l) => l.text) };
-}
 
 const WAIT = { timeout: 15_000, interval: 20 };
 
