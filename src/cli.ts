@@ -1,5 +1,6 @@
 import { createReadStream } from "node:fs";
 import { parseArgs } from "node:util";
+import { addonOptionsFound, loadAddonConfig } from "./addon/index.js";
 import { App } from "./app.js";
 import { ConfigError, loadConfig } from "./config/load.js";
 import { runDemo } from "./demo.js";
@@ -23,7 +24,9 @@ const log = createLogger("cli");
 
 async function run(args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: { config: { type: "string", short: "c" } }, strict: true });
-  const { config, source } = loadConfig(values.config);
+  // In the add-on, options.json needs the Supervisor's broker and the /data paths filled in (src/addon/).
+  const { config, source } =
+    values.config === undefined && addonOptionsFound() ? await loadAddonConfig() : loadConfig(values.config);
   log.info(`configuration from ${source}`);
   const app = new App(config);
   let stopping = false;

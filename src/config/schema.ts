@@ -83,7 +83,37 @@ export const DsmrMeterSchema = z.strictObject({
   replay_loop: z.boolean().default(false),
 });
 
-export const MeterSchema = z.discriminatedUnion("type", [DsmrMeterSchema]);
+/** Rainforest EMU-2 / RAVEn: USB serial only (no TCP; the Eagle gateways speak another protocol), or a capture. */
+export const RavenMeterSchema = z.strictObject({
+  id,
+  name: z.string().optional(),
+  type: z.literal("raven"),
+  port: z
+    .string()
+    .min(1)
+    .regex(/^(\/|[A-Za-z]:|COM\d|file:.+)/, "expected a serial device (/dev/ttyACM0) or file:path"),
+  /** The utility meter to read when the device is paired with several (MeterMacId, 16 hex digits). */
+  meter_mac: z
+    .string()
+    .regex(/^(0x)?[0-9a-fA-F]{16}$/, "expected 16 hex digits, e.g. 0x000781000081fd17")
+    .optional(),
+  /**
+   * Seconds between polls of demand, summation and price; 0 relies on what the device pushes by itself.
+   * A pushed value postpones the poll, so polls only fill in what the device does not send.
+   */
+  demand_interval: seconds.default(10),
+  summation_interval: seconds.default(60),
+  price_interval: seconds.default(600),
+  /** Seconds to wait for the reply to one command before that command counts as failed. */
+  command_timeout: z.number().min(0.1).default(5),
+  /** Without a valid fragment for this long the device counts as gone and the port is reopened. */
+  timeout: seconds.default(60),
+  /** file: ports only: milliseconds between replayed fragments, and whether to start over at the end. */
+  replay_interval_ms: z.number().int().min(0).default(1000),
+  replay_loop: z.boolean().default(false),
+});
+
+export const MeterSchema = z.discriminatedUnion("type", [DsmrMeterSchema, RavenMeterSchema]);
 
 export const ConfigSchema = z
   .strictObject({
@@ -106,6 +136,7 @@ export type Config = z.output<typeof ConfigSchema>;
 export type ConfigInput = z.input<typeof ConfigSchema>;
 export type MeterConfig = Config["meters"][number];
 export type DsmrMeterConfig = z.output<typeof DsmrMeterSchema>;
+export type RavenMeterConfig = z.output<typeof RavenMeterSchema>;
 export type MqttConfig = Config["mqtt"];
 export type ArchiveConfig = Config["archive"];
 

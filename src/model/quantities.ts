@@ -448,6 +448,50 @@ add({
   stateClass: "measurement",
   precision: 4,
 });
+// RAVEn / EMU-2 without summation: energy integrated from demand by the bridge. These counters start at 0 with
+// the bridge, so unlike the meter's registers they are total_increasing: HA must read a restart as a reset.
+for (const dir of ["import", "export"] as const) {
+  add({
+    name: `energy_${dir}_estimated_kwh`,
+    label: `Energy ${dir} (estimated from demand)`,
+    kind: "energy",
+    type: "number",
+    unit: "kWh",
+    deviceClass: "energy",
+    stateClass: "total_increasing",
+    precision: 3,
+  });
+}
+// RAVEn / EMU-2 diagnostics: the ZigBee link to the meter, and the device's firmware.
+add({
+  name: "link_strength_pct",
+  label: "Link strength",
+  kind: "count",
+  type: "number",
+  unit: "%",
+  stateClass: "measurement",
+  icon: "mdi:wifi",
+  entityCategory: "diagnostic",
+  archive: false,
+});
+add({
+  name: "connection_status",
+  label: "Connection status",
+  kind: "text",
+  type: "string",
+  icon: "mdi:lan-connect",
+  entityCategory: "diagnostic",
+  archive: false,
+});
+add({
+  name: "firmware",
+  label: "Firmware",
+  kind: "text",
+  type: "string",
+  icon: "mdi:chip",
+  entityCategory: "diagnostic",
+  archive: false,
+});
 // Bridge diagnostics per meter (not from the meter itself).
 add({
   name: "frames_received",

@@ -4,6 +4,8 @@ import type { MeterConfig } from "../config/schema.js";
 import type { Clock } from "../util/clock.js";
 import { dsmrDecoder } from "./dsmr/cli.js";
 import { DsmrSource } from "./dsmr/index.js";
+import { ravenDecoder } from "./raven/cli.js";
+import { RavenSource } from "./raven/index.js";
 
 /**
  * The meter families, registered in one place: how to run a configured meter, and how `decode`
@@ -13,6 +15,8 @@ export function createSource(meter: MeterConfig, bus: Bus, opts: { clock: Clock 
   switch (meter.type) {
     case "dsmr":
       return new DsmrSource(meter, bus, opts);
+    case "raven":
+      return new RavenSource(meter, bus, opts);
   }
 }
 
@@ -31,4 +35,5 @@ export type Decoder = (input: AsyncIterable<Buffer>, opts: DecodeOptions) => Asy
 
 export const DECODERS: Record<string, Decoder> = {
   dsmr: dsmrDecoder,
+  raven: ravenDecoder,
 };

@@ -72,6 +72,8 @@ export class FragmentReader {
   private text = "";
   private textBytes = 0;
   private childHasText = false;
+  /** `bytes` before the open child's tag. */
+  private childStart = 0;
   // Outside a fragment: a start tag not yet known to be a root.
   private cand: string | null = null;
   private candBytes = 0;
@@ -199,8 +201,8 @@ export class FragmentReader {
     const len = end - start;
     if (this.root === null) {
       if (allSpace(buf, start, end)) {
-        if (this.junkBytes > 0) this.junkBytes += len;
-        else if (this.cand !== null) this.candBytes += len;
+        if (this.cand !== null) this.candBytes += len;
+        else if (this.junkBytes > 0) this.junkBytes += len;
         return;
       }
       if (this.cand !== null) this.dropCandidate();
@@ -265,9 +267,12 @@ export class FragmentReader {
     const unclosed = this.root;
     const next = this.child;
     const wasEmpty = !this.childHasText;
+    // The open "child" and what followed it are the next fragment's, not this one's.
+    const carried = wasEmpty ? this.bytes - this.childStart : 0;
+    this.bytes -= carried;
     this.reject(`<${unclosed}> not closed before the next fragment`, out);
     if (wasEmpty) {
-      this.begin(next, next.length + 2);
+      this.begin(next, carried);
       this.openChild(name, len);
     } else {
       this.cand = name;
@@ -320,6 +325,7 @@ export class FragmentReader {
   }
 
   private openChild(name: string, len: number): void {
+    this.childStart = this.bytes;
     this.bytes += len;
     this.child = name;
     this.text = "";
@@ -375,7 +381,7 @@ export class FragmentReader {
 
   private flushJunk(out: FragmentEvent[]): void {
     if (this.junkBytes === 0) return;
-    const sample = this.junkSample.length > 40 ? `${this.junkSample.slice(0, 40)}…` : this.junkSample;
+    const sample = redactSample(this.junkSample.length > 40 ? `${this.junkSample.slice(0, 40)}…` : this.junkSample);
     out.push({
       rejected: `${this.junkBytes} bytes out of step skipped: ${JSON.stringify(sample)}`,
       ...(this.junkName ? { name: this.junkName } : {}),
@@ -385,4 +391,12 @@ export class FragmentReader {
     this.junkSample = "";
     this.junkName = undefined;
   }
+}
+
+/**
+ * A run of garbage may be a DeviceInfo joined halfway, whose LinkKey and InstallCode are the keys of the device's
+ * ZigBee network: samples shown in logs keep no long hex runs and no values of those elements.
+ */
+function redactSample(sample: string): string {
+  return sample.replace(/(<(?:LinkKey|InstallCode|Auth)>)[^<]*/g, "$1***").replace(/[0-9a-fA-F]{12,}/g, "…");
 }

@@ -5,13 +5,14 @@
  */
 
 /** 0x80–0x9F per the WHATWG index; the five bytes Windows-1252 leaves undefined keep their C1 code point. */
-const HIGH = [
+export const CP1252_80_9F: readonly number[] = [
   0x20ac, 0x0081, 0x201a, 0x0192, 0x201e, 0x2026, 0x2020, 0x2021, 0x02c6, 0x2030, 0x0160, 0x2039, 0x0152, 0x008d,
   0x017d, 0x008f, 0x0090, 0x2018, 0x2019, 0x201c, 0x201d, 0x2022, 0x2013, 0x2014, 0x02dc, 0x2122, 0x0161, 0x203a,
   0x0153, 0x009d, 0x017e, 0x0178,
-].map((c) => String.fromCharCode(c));
+];
+const HIGH = CP1252_80_9F.map((c) => String.fromCharCode(c));
 
-export function decodeCp1252(buf: Uint8Array, start = 0, end = buf.length): string {
+export function decodeCp1252(buf: Buffer, start = 0, end = buf.length): string {
   let plain = true;
   for (let i = start; i < end; i++) {
     const b = buf[i]!;
@@ -21,7 +22,7 @@ export function decodeCp1252(buf: Uint8Array, start = 0, end = buf.length): stri
     }
   }
   // Everywhere else Windows-1252 and Latin-1 agree, and Latin-1 is one native call.
-  if (plain) return Buffer.from(buf.buffer, buf.byteOffset + start, end - start).toString("latin1");
+  if (plain) return buf.toString("latin1", start, end);
   let out = "";
   for (let i = start; i < end; i++) {
     const b = buf[i]!;

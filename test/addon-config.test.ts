@@ -1,0 +1,519 @@
+/**
+ * addon/config.yaml against the Supervisor's rules, and the add-on's options against the app's config schema.
+ *
+ * The rules are those of the Supervisor's own validation (supervisor/addons/validate.py: the config keys and their
+ * types; supervisor/addons/options.py: the option schema's element types, how options are checked against it,
+ * which missing options are an error), ported here because the Supervisor cannot run in a test. The drift checks
+ * read the app's schema through zod's JSON Schema export, so a new meter type, a renamed key or a changed pattern
+ * in src/config/schema.ts fails here until addon/config.yaml follows.
+ */
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { parse as parseYaml } from "yaml";
+import { z } from "zod";
+import { addonToConfig, type SupervisorMqtt } from "../src/addon/index.js";
+import { parseConfig } from "../src/config/load.js";
+import { ConfigSchema } from "../src/config/schema.js";
+
+const ROOT = join(import.meta.dirname, "..");
+const read = (path: string): string => readFileSync(join(ROOT, path), "utf8");
+const yamlOf = (path: string): Record<string, unknown> => parseYaml(read(path)) as Record<string, unknown>;
+
+const config = yamlOf("addon/config.yaml");
+const schema = config.schema as Record<string, SchemaNode>;
+const options = config.options as Record<string, unknown>;
+const pkg = JSON.parse(read("package.json")) as { version: string };
+
+type SchemaNode = string | SchemaNode[] | { [key: string]: SchemaNode };
+type Obj = Record<string, unknown>;
+const isObject = (v: unknown): v is Obj => typeof v === "object" && v !== null && !Array.isArray(v);
+
+// ── the Supervisor's rules ───────────────────────────────────────────────────────────────────────────────────────
+
+/** supervisor/addons/options.py RE_SCHEMA_ELEMENT: the element types the option UI and validation know. */
+const RE_SCHEMA_ELEMENT =
+  /^(?:|bool|email|url|port|device(?:\((?<filter>subsystem=[a-z]+)\))?|str(?:\((?<s_min>\d+)?,(?<s_max>\d+)?\))?|password(?:\((?<p_min>\d+)?,(?<p_max>\d+)?\))?|int(?:\((?<i_min>\d+)?,(?<i_max>\d+)?\))?|float(?:\((?<f_min>[\d.]+)?,(?<f_max>[\d.]+)?\))?|match\((?<match>.*)\)|list\((?<list>.+)\))\??$/;
+const RE_SLUG = /^[-_.A-Za-z0-9]+$/;
+const RE_SERVICE = /^(?<service>mqtt|mysql):(?<rights>provide|want|need)$/;
+const RE_DOCKER_IMAGE = /^([a-zA-Z\-.:\d{}]+\/)*?([-\w{}]+)\/([-\w{}]+)$/;
+const RE_DOCKER_IMAGE_BUILD = /^([a-zA-Z\-.:\d{}]+\/)*?([-\w{}]+)\/([-\w{}]+)(:[.\-\w{}]+)?$/;
+const ARCH_ALL = ["armhf", "armv7", "aarch64", "amd64", "i386"];
+
+const bool = (v: unknown) => typeof v === "boolean";
+const str = (v: unknown) => typeof v === "string";
+const strList = (v: unknown) => Array.isArray(v) && v.every(str);
+const oneOf =
+  (...values: string[]) =>
+  (v: unknown) =>
+    typeof v === "string" && values.includes(v);
+
+/** supervisor/addons/validate.py _SCHEMA_ADDON_CONFIG: every key it knows (others are dropped without a word). */
+const CONFIG_KEYS: Record<string, (v: unknown) => boolean> = {
+  name: str,
+  version: (v) => str(v) && (v as string).length > 0,
+  slug: (v) => str(v) && RE_SLUG.test(v as string),
+  description: str,
+  arch: (v) => Array.isArray(v) && v.length > 0 && v.every((a) => ARCH_ALL.includes(a)),
+  machine: strList,
+  url: (v) => str(v) && /^https?:\/\/[^/\s]+/.test(v as string),
+  startup: oneOf("initialize", "system", "services", "application", "once"),
+  boot: oneOf("auto", "manual", "manual_only"),
+  init: bool,
+  advanced: bool,
+  stage: oneOf("stable", "experimental", "deprecated"),
+  ports: isObject,
+  ports_description: isObject,
+  watchdog: str,
+  webui: str,
+  ingress: bool,
+  ingress_port: Number.isInteger,
+  ingress_entry: str,
+  ingress_stream: bool,
+  panel_icon: str,
+  panel_title: str,
+  panel_admin: bool,
+  homeassistant: str,
+  host_network: bool,
+  host_pid: bool,
+  host_ipc: bool,
+  host_uts: bool,
+  host_dbus: bool,
+  devices: strList,
+  udev: bool,
+  tmpfs: bool,
+  map: Array.isArray,
+  environment: isObject,
+  privileged: strList,
+  apparmor: bool,
+  full_access: bool,
+  audio: bool,
+  video: bool,
+  gpio: bool,
+  usb: bool,
+  uart: bool,
+  devicetree: bool,
+  kernel_modules: bool,
+  realtime: bool,
+  hassio_api: bool,
+  hassio_role: oneOf("default", "homeassistant", "backup", "manager", "admin"),
+  homeassistant_api: bool,
+  stdin: bool,
+  legacy: bool,
+  docker_api: bool,
+  auth_api: bool,
+  services: (v) => strList(v) && (v as string[]).every((s) => RE_SERVICE.test(s)),
+  discovery: strList,
+  backup_exclude: strList,
+  backup_pre: str,
+  backup_post: str,
+  restore_pre: str,
+  restore_post: str,
+  backup: oneOf("hot", "cold"),
+  options: isObject,
+  schema: (v) => v === false || isObject(v),
+  image: (v) => str(v) && RE_DOCKER_IMAGE.test(v as string),
+  ulimits: isObject,
+  timeout: (v) => Number.isInteger(v) && (v as number) >= 10 && (v as number) <= 300,
+  journald: bool,
+  breaking_versions: strList,
+};
+
+/** SCHEMA_ELEMENT: a known element type, a one-element list (never a list in a list), or a dict of those. */
+function elementProblems(node: SchemaNode, path: string, depth: number): string[] {
+  if (typeof node === "string")
+    return RE_SCHEMA_ELEMENT.test(node) ? [] : [`${path}: "${node}" is not a type the Supervisor knows`];
+  // The documented limit: "nested arrays and dictionaries are supported with a maximum depth of two".
+  if (depth >= 2) return [`${path}: nested deeper than the two levels the option UI renders`];
+  if (Array.isArray(node)) {
+    if (node.length !== 1) return [`${path}: a list schema holds exactly one element type`];
+    const [item] = node;
+    if (Array.isArray(item)) return [`${path}: a list may not directly contain another list`];
+    return elementProblems(item!, `${path}[]`, depth + 1);
+  }
+  return Object.entries(node).flatMap(([k, v]) => elementProblems(v, `${path}.${k}`, depth + 1));
+}
+
+const schemaProblems = (root: Record<string, SchemaNode>): string[] =>
+  Object.entries(root).flatMap(([k, v]) => elementProblems(v, k, 0));
+
+/** AddonOptions._validate_element / _single_validate / _check_missing_options, without the hardware lookup. */
+function optionProblems(typ: SchemaNode, value: unknown, key: string): string[] {
+  if (Array.isArray(typ)) {
+    if (!Array.isArray(value)) return [`${key}: invalid list`];
+    return value.flatMap((v, i) => optionProblems(typ[0]!, v, `${key}[${i}]`));
+  }
+  if (typeof typ === "object") {
+    if (!isObject(value)) return [`${key}: invalid dict`];
+    const out: string[] = [];
+    for (const [k, v] of Object.entries(value)) {
+      if (!(k in typ)) out.push(`${key}.${k}: not in the schema (the Supervisor drops it)`);
+      else out.push(...optionProblems(typ[k]!, v, `${key}.${k}`));
+    }
+    return out.concat(missingProblems(typ, value, key));
+  }
+  if (value === null || value === undefined) return [`${key}: missing required option`];
+  const m = RE_SCHEMA_ELEMENT.exec(typ)!;
+  const g = m.groups ?? {};
+  const num = (min?: string, max?: string, v = Number(value)) =>
+    Number.isNaN(v) || (min !== undefined && v < Number(min)) || (max !== undefined && v > Number(max));
+  if (typ.startsWith("int")) return !Number.isInteger(Number(value)) || num(g.i_min, g.i_max) ? [`${key}: int`] : [];
+  if (typ.startsWith("float")) return num(g.f_min, g.f_max) ? [`${key}: float`] : [];
+  if (typ.startsWith("bool")) return typeof value === "boolean" ? [] : [`${key}: bool`];
+  if (typ.startsWith("port"))
+    return Number.isInteger(Number(value)) && !num("1", "65535") ? [] : [`${key}: network port`];
+  if (typ.startsWith("match")) return new RegExp(g.match!).test(String(value)) ? [] : [`${key}: does not match`];
+  if (typ.startsWith("list")) return g.list!.split("|").includes(String(value)) ? [] : [`${key}: not one of ${g.list}`];
+  if (typ.startsWith("device")) return String(value).startsWith("/dev/") ? [] : [`${key}: not a device`];
+  return [];
+}
+
+function missingProblems(typ: Record<string, SchemaNode>, value: Obj, where: string): string[] {
+  const out: string[] = [];
+  for (const [k, t] of Object.entries(typ)) {
+    if (k in value) continue;
+    const first = Array.isArray(t) ? t[0] : t;
+    if (typeof first === "string" && first.endsWith("?")) continue;
+    out.push(`${where}: missing option ${k}`);
+  }
+  return out;
+}
+
+function validateOptions(opts: Obj): string[] {
+  const out: string[] = [];
+  for (const [k, v] of Object.entries(opts))
+    out.push(...(k in schema ? optionProblems(schema[k]!, v, k) : [`${k}: not in the schema`]));
+  return out.concat(missingProblems(schema, opts, "root"));
+}
+
+/** Every key path of the option schema, `meters.port` style, with its element type (null for a container). */
+function schemaPaths(node: SchemaNode, prefix = ""): [string, string | null][] {
+  if (typeof node === "string") return [[prefix, node]];
+  if (Array.isArray(node)) return schemaPaths(node[0]!, prefix);
+  const own: [string, string | null][] = prefix ? [[prefix, null]] : [];
+  return own.concat(Object.entries(node).flatMap(([k, v]) => schemaPaths(v, prefix ? `${prefix}.${k}` : k)));
+}
+
+// ── config.yaml ──────────────────────────────────────────────────────────────────────────────────────────────────
+
+describe("addon/config.yaml follows the Supervisor's rules", () => {
+  it("has the required keys, only keys the Supervisor knows, each of the right type", () => {
+    for (const key of ["name", "version", "slug", "description", "arch"]) expect(config, key).toHaveProperty(key);
+    const unknown = Object.keys(config).filter((k) => !(k in CONFIG_KEYS));
+    expect(unknown, "keys the Supervisor would silently drop").toEqual([]);
+    const wrong = Object.entries(config)
+      .filter(([k, v]) => !CONFIG_KEYS[k]!(v))
+      .map(([k, v]) => `${k}: ${JSON.stringify(v)}`);
+    expect(wrong).toEqual([]);
+  });
+
+  it("asks for what the add-on needs, and no more", () => {
+    expect(config).toMatchObject({
+      version: pkg.version,
+      arch: ["aarch64", "amd64"],
+      init: false,
+      homeassistant_api: true,
+      uart: true,
+    });
+    expect(config.services).toContain("mqtt:need");
+    // /services* needs no Supervisor API role; asking for more would lower the add-on's security rating.
+    for (const risky of ["hassio_api", "host_network", "full_access", "privileged", "docker_api", "apparmor"])
+      expect(config, risky).not.toHaveProperty(risky);
+    expect(config.image).toMatch(/\{arch\}/);
+  });
+
+  it("has an option schema of known element types, nested at most two levels", () => {
+    expect(schemaProblems(schema)).toEqual([]);
+    expect((schema.meters as SchemaNode[])[0]).toMatchObject({
+      port: "device(subsystem=tty)?",
+      type: expect.stringMatching(/^list\(/),
+    });
+    expect((schema.mqtt as Obj).password).toMatch(/^password/);
+  });
+
+  it("has default options the Supervisor accepts against that schema", () => {
+    expect(validateOptions(options)).toEqual([]);
+    // The port is the one thing a user must choose; everything else starts from these defaults.
+    const chosen = { ...options, meters: [{ ...(options.meters as Obj[])[0], port: "/dev/ttyUSB0" }] };
+    expect(validateOptions(chosen)).toEqual([]);
+  });
+
+  it("the ported rules catch what the Supervisor would refuse", () => {
+    expect(schemaProblems({ a: "string" })).toHaveLength(1);
+    expect(schemaProblems({ a: [["str"]] })).toHaveLength(1);
+    expect(schemaProblems({ a: [{ b: { c: "str" } }] })).toHaveLength(1);
+    expect(schemaProblems({ a: [{ b: "str" }], c: { d: "int(0,)" } })).toEqual([]);
+    expect(validateOptions({ ...options, meters: [{ name: "x", type: "dsmr" }] })).toContain(
+      "meters[0]: missing option id",
+    );
+    expect(validateOptions({ ...options, log_level: "loud" })).toEqual([
+      expect.stringMatching(/^log_level: not one of /),
+    ]);
+    expect(validateOptions({ ...options, mqtt: undefined })).toEqual(["mqtt: invalid dict"]);
+  });
+
+  it("translates every option and every field, and nothing else", () => {
+    const translations = yamlOf("addon/translations/en.yaml").configuration as Record<string, Obj>;
+    const problems: string[] = [];
+    const check = (node: SchemaNode, tr: Record<string, Obj> | undefined, where: string): void => {
+      const fields = (Array.isArray(node) ? node[0] : node) as Record<string, SchemaNode>;
+      for (const [key, sub] of Object.entries(fields)) {
+        const entry = tr?.[key];
+        if (!entry || typeof entry.name !== "string" || typeof entry.description !== "string")
+          problems.push(`${where}${key}: no name and description`);
+        if (typeof sub !== "string") check(sub, entry?.fields as Record<string, Obj> | undefined, `${where}${key}.`);
+      }
+      for (const key of Object.keys(tr ?? {})) if (!(key in fields)) problems.push(`${where}${key}: not an option`);
+    };
+    check(schema, translations, "");
+    expect(problems).toEqual([]);
+  });
+
+  it("comes with the files the store shows: docs, changelog, icon, logo, AppArmor profile, repository.yaml", () => {
+    expect(read("addon/DOCS.md")).toMatch(/^# meter2mqtt/);
+    expect(read("addon/CHANGELOG.md")).toContain(`## ${pkg.version}`);
+    const png = (path: string) => {
+      const b = readFileSync(join(ROOT, path));
+      expect(b.subarray(0, 8).toString("hex"), path).toBe("89504e470d0a1a0a");
+      return { width: b.readUInt32BE(16), height: b.readUInt32BE(20) };
+    };
+    const icon = png("addon/icon.png");
+    expect(icon.width).toBe(icon.height);
+    const logo = png("addon/logo.png");
+    expect(logo.width).toBeGreaterThan(logo.height);
+
+    const apparmor = read("addon/apparmor.txt");
+    expect(apparmor).toMatch(new RegExp(`^profile ${config.slug} flags=`, "m"));
+    for (const rule of ["/dev/ttyUSB[0-9]* rwk", "/dev/ttyACM[0-9]* rwk", "/dev/ttyAMA[0-9]* rwk", "/data/** rwk"])
+      expect(apparmor).toContain(rule);
+
+    const repo = yamlOf("repository.yaml");
+    expect(repo.name).toEqual(expect.any(String));
+    expect(repo.url).toBe(config.url);
+  });
+
+  it("is the only add-on the Supervisor finds in the repository", () => {
+    // supervisor/store/data.py takes every **/config.{json,yaml,yml} outside dot folders for an add-on. The
+    // folders skipped here are git-ignored, so a clone of the repository (what the Supervisor reads) has none.
+    const ignored = new Set(["node_modules", "dist", "data", "coverage"]);
+    const found: string[] = [];
+    const walk = (dir: string): void => {
+      for (const e of readdirSync(join(ROOT, dir), { withFileTypes: true })) {
+        if (e.name.startsWith(".") || ignored.has(e.name) || e.name === "rootfs") continue;
+        const path = dir ? `${dir}/${e.name}` : e.name;
+        if (e.isDirectory()) walk(path);
+        else if (/^config\.(json|ya?ml)$/.test(e.name)) found.push(path);
+      }
+    };
+    walk("");
+    expect(found).toEqual(["addon/config.yaml"]);
+  });
+
+  it("has a base image for each of its architectures, and the Dockerfile builds the add-on on it", () => {
+    const build = yamlOf("addon/build.yaml");
+    const from = build.build_from as Record<string, string>;
+    expect(Object.keys(from).sort()).toEqual([...(config.arch as string[])].sort());
+    for (const [arch, image] of Object.entries(from)) {
+      expect(image).toMatch(RE_DOCKER_IMAGE_BUILD);
+      expect(image).toContain(arch);
+    }
+    const dockerfile = read("Dockerfile");
+    expect(dockerfile).toContain(`ARG BUILD_FROM=${from.amd64}`);
+    const addonStage = dockerfile.slice(dockerfile.indexOf("AS addon\n"));
+    for (const label of ['io.hass.type="addon"', "io.hass.version=", "io.hass.arch="])
+      expect(addonStage).toContain(label);
+    // The add-on starts `run` without --config, which is what sends it through the add-on start-up.
+    expect(addonStage).toMatch(/CMD \[.*"\/opt\/meter2mqtt\/bin\/meter2mqtt\.js", "run"\]/);
+  });
+});
+
+// ── the options against the app's config schema ──────────────────────────────────────────────────────────────────
+
+interface JsonSchema {
+  type?: string;
+  const?: unknown;
+  enum?: unknown[];
+  anyOf?: JsonSchema[];
+  oneOf?: JsonSchema[];
+  pattern?: string;
+  minimum?: number;
+  properties?: Record<string, JsonSchema>;
+  required?: string[];
+  items?: JsonSchema;
+}
+
+const app = z.toJSONSchema(ConfigSchema, { io: "input", unrepresentable: "any" }) as JsonSchema;
+const appMeters = (app.properties!.meters!.items!.oneOf ?? [app.properties!.meters!.items!]) as JsonSchema[];
+const meterTypeOf = (v: JsonSchema): string => String(v.properties!.type!.const ?? v.properties!.type!.enum?.[0]);
+const addonMeter = (schema.meters as Record<string, string>[])[0]!;
+
+/** Add-on options that feed an app key of another name (see src/addon/options.ts). */
+const RENAMED: Record<string, string> = { "meters.tcp": "meters.port" };
+
+function literals(p: JsonSchema): string[] | undefined {
+  if (p.enum) return p.enum.map(String);
+  if (p.const !== undefined) return [String(p.const)];
+  const alts = p.anyOf ?? p.oneOf;
+  if (alts?.every((a) => a.const !== undefined || a.enum)) return alts.flatMap((a) => literals(a)!);
+  return undefined;
+}
+
+/** Why an add-on element type cannot carry the app's property, or undefined when it can. */
+function incompatible(addonType: string, p: JsonSchema): string | undefined {
+  const t = addonType.replace(/\?$/, "");
+  const g = RE_SCHEMA_ELEMENT.exec(addonType)!.groups ?? {};
+  if (t.startsWith("list")) {
+    const want = literals(p);
+    const have = g.list!.split("|");
+    return want && [...want].sort().join("|") === [...have].sort().join("|")
+      ? undefined
+      : `offers ${have.join("|")}, the app takes ${want?.join("|") ?? p.type}`;
+  }
+  if (t === "bool") return p.type === "boolean" ? undefined : `bool, the app takes ${p.type}`;
+  if (t.startsWith("int") || t.startsWith("float")) {
+    if (p.type !== "number" && p.type !== "integer") return `a number, the app takes ${p.type}`;
+    const min = Number(g.i_min ?? g.f_min ?? Number.NEGATIVE_INFINITY);
+    return p.minimum !== undefined && min < p.minimum ? `allows ${min}, the app's minimum is ${p.minimum}` : undefined;
+  }
+  if (p.type !== "string") return `${t}, the app takes ${p.type}`;
+  if (t.startsWith("match") && p.pattern !== undefined && g.match !== p.pattern)
+    return `matches ${g.match}, the app ${p.pattern}`;
+  if (t.startsWith("device") && p.pattern !== undefined && !new RegExp(p.pattern).test("/dev/ttyUSB0"))
+    return "a device path, which the app's pattern refuses";
+  return undefined;
+}
+
+const SUPERVISOR_MQTT: SupervisorMqtt = {
+  host: "core-mosquitto",
+  port: 1883,
+  ssl: false,
+  protocol: "3.1.1",
+  username: "addons",
+  password: "Ieph3ahg",
+  addon: "core_mosquitto",
+};
+const ctx = {
+  dataDir: "/data",
+  mqttService: SUPERVISOR_MQTT,
+  supervisorUrl: "http://supervisor",
+  supervisorToken: "0123abcd",
+};
+const toApp = (opts: unknown) => parseConfig(addonToConfig(opts, ctx).config);
+
+/** A value of each free-text option that the app accepts; a new option needs one here. */
+const SAMPLES: Record<string, string> = {
+  "meters.name": "Meter cupboard",
+  "meters.port": "/dev/ttyUSB0",
+  "meters.tcp": "192.168.1.50:8088",
+  "meters.timezone": "Europe/Brussels",
+  "meters.meter_mac": "0x000781000081fd17",
+  "mqtt.url": "mqtts://broker.example:8883",
+  "mqtt.username": "meter2mqtt",
+  "mqtt.password": "s3cret-pass",
+  "mqtt.base_topic": "meters",
+  "mqtt.discovery_prefix": "ha",
+};
+
+function sample(path: string, type: string): unknown {
+  const g = RE_SCHEMA_ELEMENT.exec(type)!.groups ?? {};
+  if (g.list) return g.list.split("|")[0];
+  if (type.startsWith("bool")) return true;
+  if (type.startsWith("int")) return Number(g.i_min ?? 0) + 1;
+  if (type.startsWith("match") && path === "meters.id") return "garage_2";
+  if (!(path in SAMPLES)) throw new Error(`no sample value for the add-on option ${path}: add one to SAMPLES`);
+  return SAMPLES[path];
+}
+
+describe("the add-on's options map onto the app's config schema", () => {
+  it("offers exactly the meter types the app's schema knows", () => {
+    const offered = /^list\((.+)\)$/.exec(addonMeter.type!)![1]!.split("|").sort();
+    expect(offered).toEqual(appMeters.map(meterTypeOf).sort());
+  });
+
+  it("names only app keys, each with an element type that carries the app's type", () => {
+    const problems: string[] = [];
+    for (const [path, type] of schemaPaths(schema)) {
+      // The discriminator: its values are compared as a whole by the test above.
+      if (path === "meters.type") continue;
+      const target = RENAMED[path] ?? path;
+      const [head, field] = target.split(".");
+      if (head === "meters" && field) {
+        const variants = appMeters.filter((v) => v.properties?.[field]);
+        if (variants.length === 0) problems.push(`${path}: no meter type has ${field}`);
+        for (const v of variants) {
+          const why = type && incompatible(type, v.properties![field]!);
+          if (why) problems.push(`${path} (${meterTypeOf(v)}): ${why}`);
+        }
+        continue;
+      }
+      const p = target.split(".").reduce<JsonSchema | undefined>((s, k) => s?.properties?.[k], app);
+      if (!p) problems.push(`${path}: not a key of the app's config`);
+      else if (type) {
+        const why = incompatible(type, p);
+        if (why) problems.push(`${path}: ${why}`);
+      }
+    }
+    expect(problems).toEqual([]);
+  });
+
+  it("covers every key the app requires of each meter type", () => {
+    const covered = new Set(Object.keys(addonMeter).map((k) => (RENAMED[`meters.${k}`] ?? `meters.${k}`).slice(7)));
+    for (const v of appMeters)
+      for (const key of v.required ?? []) expect(covered, `${meterTypeOf(v)} requires ${key}`).toContain(key);
+  });
+
+  it("turns the default options plus a chosen port into a valid config, filled in from the Supervisor", () => {
+    const meters = [{ ...(options.meters as Obj[])[0], port: "/dev/ttyUSB0" }];
+    const cfg = toApp({ ...options, meters });
+    expect(cfg.mqtt).toMatchObject({ url: "mqtt://core-mosquitto:1883", username: "addons", password: "Ieph3ahg" });
+    expect(cfg.archive.path).toBe("/data/meter2mqtt.sqlite");
+    expect(cfg.homeassistant).toMatchObject({ url: "ws://supervisor/core/websocket", token: "0123abcd" });
+    expect(cfg.meters[0]).toMatchObject({ id: "home", type: "dsmr", port: "/dev/ttyUSB0" });
+  });
+
+  it("accepts every option filled in, for each meter type, and every value each list offers", () => {
+    for (const v of appMeters) {
+      const type = meterTypeOf(v);
+      const meter: Obj = { type };
+      for (const [key, t] of Object.entries(addonMeter)) {
+        const appKey = (RENAMED[`meters.${key}`] ?? `meters.${key}`).slice(7);
+        if (key !== "type" && key !== "tcp" && v.properties?.[appKey]) meter[key] = sample(`meters.${key}`, t);
+      }
+      const full: Obj = { meters: [meter] };
+      for (const [key, node] of Object.entries(schema)) {
+        if (key === "meters") continue;
+        if (typeof node === "string") full[key] = sample(key, node);
+        else
+          full[key] = Object.fromEntries(Object.entries(node).map(([k, t]) => [k, sample(`${key}.${k}`, String(t))]));
+      }
+      const cfg = toApp(full) as unknown as Obj;
+      // What the user set wins over the Supervisor's broker.
+      expect((cfg.mqtt as Obj).url, type).toBe(SAMPLES["mqtt.url"]);
+      expect((cfg.meters as Obj[])[0]).toMatchObject({ id: "garage_2", type });
+    }
+    for (const [path, type] of schemaPaths(schema)) {
+      const values = type && RE_SCHEMA_ELEMENT.exec(type)!.groups?.list?.split("|");
+      if (!values || path === "meters.type") continue;
+      for (const value of values) {
+        const base: Obj = { ...options, meters: [{ id: "home", type: "dsmr", port: "/dev/ttyUSB0" }] };
+        const [head, field] = path.split(".");
+        if (head === "meters") (base.meters as Obj[])[0]![field!] = value;
+        else if (field) base[head!] = { ...(base[head!] as Obj), [field]: value };
+        else base[head!] = value;
+        const cfg = toApp(base) as unknown as Obj;
+        const got = field ? (head === "meters" ? (cfg.meters as Obj[])[0]! : (cfg[head!] as Obj))[field] : cfg[head!];
+        expect(String(got), `${path} = ${value}`).toBe(value);
+      }
+    }
+  });
+
+  it("maps a network dongle onto the port of the types that take one, and is refused for a type that does not", () => {
+    for (const v of appMeters) {
+      const type = meterTypeOf(v);
+      const opts = { ...options, meters: [{ id: "home", type, tcp: SAMPLES["meters.tcp"] }] };
+      const takesTcp = new RegExp(v.properties!.port!.pattern ?? "").test(`tcp://${SAMPLES["meters.tcp"]}`);
+      if (takesTcp) expect(toApp(opts).meters[0]!.port, type).toBe("tcp://192.168.1.50:8088");
+      else expect(() => toApp(opts), type).toThrow(/meters\[0\]\.port/);
+    }
+  });
+});

@@ -1,0 +1,314 @@
+/**
+ * The add-on's start-up path without Docker: a local stand-in for the Supervisor's API (`GET /services/mqtt`, the
+ * answers and refusals its source documents), a temporary folder as /data, and a real mosquitto that only lets in
+ * the login the stand-in hands out. The bridge runs as the add-on's CMD runs it: `run` without --config.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { parse as parseYaml } from "yaml";
+import { loadAddonConfig } from "../src/addon/index.js";
+import { ConfigError } from "../src/config/load.js";
+import { openArchiveReadOnly } from "../src/outputs/archive/index.js";
+import { dsmr5Telegram, simulate } from "../src/sources/dsmr/build.js";
+import { createLogger, setLogSink } from "../src/util/log.js";
+import { type Collector, collect, freePort, type Mosquitto, startMosquitto, until } from "./helpers/mosquitto.js";
+import { type PtyPair, startPtyPair } from "./helpers/pty.js";
+
+const ROOT = join(import.meta.dirname, "..");
+const TOKEN = "4f1c0de2b7a94e1f8d3c6b5a29e87f10";
+const MQTT_PASSWORD = "Ahsh9ooxeiY7ieph";
+/** The add-on's shipped defaults: what the Supervisor writes to options.json before the user changes anything. */
+const DEFAULTS = (
+  parseYaml(readFileSync(join(ROOT, "addon/config.yaml"), "utf8")) as { options: Record<string, unknown> }
+).options;
+
+type Answer = { status: number; body: unknown };
+interface StandIn {
+  url: string;
+  requests: { method: string; path: string; headers: IncomingHttpHeaders }[];
+  /** Answers for the next requests, in order; the last one repeats. */
+  answers: Answer[];
+  close(): Promise<void>;
+}
+
+const mqttOk = (port: number): Answer => ({
+  status: 200,
+  body: {
+    result: "ok",
+    data: {
+      host: "127.0.0.1",
+      port,
+      ssl: false,
+      protocol: "3.1.1",
+      username: "addons",
+      password: MQTT_PASSWORD,
+      addon: "core_mosquitto",
+    },
+  },
+});
+const NOT_ENABLED: Answer = { status: 400, body: { result: "error", message: "Service not enabled" } };
+
+/** The Supervisor's API as far as the add-on uses it: the bearer token is checked as the real one does. */
+async function startSupervisor(): Promise<StandIn> {
+  const stand: Omit<StandIn, "url" | "close"> = { requests: [], answers: [] };
+  const server: Server = createServer((req, res) => {
+    stand.requests.push({ method: req.method ?? "", path: req.url ?? "", headers: req.headers });
+    const reply = (a: Answer) =>
+      res.writeHead(a.status, { "content-type": "application/json" }).end(JSON.stringify(a.body));
+    if (req.headers.authorization !== `Bearer ${TOKEN}`)
+      return reply({ status: 401, body: { result: "error", message: "Invalid token" } });
+    if (req.method !== "GET" || req.url !== "/services/mqtt")
+      return reply({ status: 404, body: { result: "error", message: "Not found" } });
+    const answer = stand.answers.length > 1 ? stand.answers.shift()! : stand.answers[0]!;
+    reply(answer);
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const { port } = server.address() as { port: number };
+  return Object.assign(stand, {
+    url: `http://127.0.0.1:${port}`,
+    close: () => new Promise<void>((r) => server.close(() => r())),
+  });
+}
+
+describe("add-on start-up (in process)", () => {
+  let dir: string;
+  let supervisor: StandIn;
+  const lines: string[] = [];
+  const log = createLogger("addon");
+
+  function optionsFile(options: Record<string, unknown>): string {
+    const file = join(dir, "options.json");
+    writeFileSync(file, JSON.stringify(options));
+    return file;
+  }
+  const withMeter = (meter: Record<string, unknown>, extra: Record<string, unknown> = {}) => ({
+    ...DEFAULTS,
+    ...extra,
+    meters: [{ id: "home", type: "dsmr", ...meter }],
+  });
+  const load = (options: Record<string, unknown>, env: Record<string, string | undefined> = {}) =>
+    loadAddonConfig({
+      env: {
+        METER2MQTT_OPTIONS: optionsFile(options),
+        SUPERVISOR_URL: supervisor.url,
+        SUPERVISOR_TOKEN: TOKEN,
+        ...env,
+      },
+      log,
+      supervisor: { attempts: 3, sleep: async () => {} },
+    });
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), "m2m-addon-"));
+    supervisor = await startSupervisor();
+    setLogSink((line) => lines.push(line));
+  });
+  afterAll(async () => {
+    await supervisor.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  beforeEach(() => {
+    supervisor.requests.length = 0;
+    supervisor.answers = [mqttOk(1883)];
+    lines.length = 0;
+  });
+
+  it("takes the broker and login from the Supervisor when the options leave MQTT blank, and logs each decision", async () => {
+    const { config, source } = await load(withMeter({ port: "/dev/ttyUSB0" }, { mqtt: { url: "", username: "" } }));
+    expect(supervisor.requests).toHaveLength(1);
+    expect(supervisor.requests[0]).toMatchObject({ method: "GET", path: "/services/mqtt" });
+    expect(config.mqtt).toMatchObject({ url: "mqtt://127.0.0.1:1883", username: "addons", password: MQTT_PASSWORD });
+    expect(config.archive.path).toBe(join(dir, "meter2mqtt.sqlite"));
+    expect(config.homeassistant).toMatchObject({
+      url: `${supervisor.url.replace("http", "ws")}/core/websocket`,
+      token: TOKEN,
+    });
+    expect(source).toBe(`${join(dir, "options.json")} (add-on)`);
+    const text = lines.join("\n");
+    expect(text).toContain(
+      "MQTT: broker mqtt://127.0.0.1:1883 and login (user addons) from the Supervisor's MQTT service (core_mosquitto)",
+    );
+    expect(text).toContain(`archive: ${join(dir, "meter2mqtt.sqlite")}`);
+    expect(text).toContain("meter home (dsmr): serial device /dev/ttyUSB0");
+    expect(text).toContain("Home Assistant: websocket through the Supervisor's proxy");
+    expect(text).not.toContain(MQTT_PASSWORD);
+    expect(text).not.toContain(TOKEN);
+  });
+
+  it("leaves the Supervisor alone when the user set a broker, and keeps the user's password out of the log", async () => {
+    const mqtt = { url: "mqtt://192.168.1.10:1883", username: "me", password: "user-pass-9!" };
+    const { config } = await load(withMeter({ tcp: "192.168.1.50:8088" }, { mqtt }));
+    expect(supervisor.requests).toHaveLength(0);
+    expect(config.mqtt).toMatchObject(mqtt);
+    expect(config.meters[0]!.port).toBe("tcp://192.168.1.50:8088");
+    expect(lines.join("\n")).toContain("MQTT: broker mqtt://192.168.1.10:1883 from the options, user me");
+    expect(lines.join("\n")).not.toContain("user-pass-9!");
+  });
+
+  it("uses the Supervisor's broker with the user's own login when only the login is set", async () => {
+    const { config } = await load(
+      withMeter({ port: "/dev/ttyACM0" }, { mqtt: { username: "me", password: "pw-xyz" } }),
+    );
+    expect(supervisor.requests).toHaveLength(1);
+    expect(config.mqtt).toMatchObject({ url: "mqtt://127.0.0.1:1883", username: "me", password: "pw-xyz" });
+  });
+
+  it("says what to do when the Supervisor has no broker, without retrying a refusal", async () => {
+    supervisor.answers = [NOT_ENABLED];
+    const err = await load(withMeter({ port: "/dev/ttyUSB0" })).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as Error).message).toMatch(
+      /no MQTT broker to hand out \(Service not enabled\); install and start the Mosquitto broker add-on, or set mqtt.url/,
+    );
+    expect(supervisor.requests).toHaveLength(1);
+  });
+
+  it("reports a refused token as the Supervisor's refusal", async () => {
+    const err = await load(withMeter({ port: "/dev/ttyUSB0" }), { SUPERVISOR_TOKEN: "0000" }).catch((e: unknown) => e);
+    expect((err as Error).message).toMatch(/refused to tell this add-on the MQTT broker \(HTTP 401: Invalid token\)/);
+    expect((err as Error).message).not.toContain("0000");
+  });
+
+  it("retries while the Supervisor answers 5xx, and gives up on one that cannot be reached", async () => {
+    supervisor.answers = [{ status: 503, body: { result: "error", message: "busy" } }, mqttOk(1884)];
+    const { config } = await load(withMeter({ port: "/dev/ttyUSB0" }));
+    expect(supervisor.requests).toHaveLength(2);
+    expect(config.mqtt.url).toBe("mqtt://127.0.0.1:1884");
+
+    const nobody = `http://127.0.0.1:${await freePort()}`;
+    await expect(load(withMeter({ port: "/dev/ttyUSB0" }), { SUPERVISOR_URL: nobody })).rejects.toThrow(
+      /cannot reach the Supervisor at http:\/\/127\.0\.0\.1:\d+ \(ECONNREFUSED\) after 3 attempt/,
+    );
+  });
+
+  it("needs mqtt.url when not started by the Supervisor", async () => {
+    await expect(load(withMeter({ port: "/dev/ttyUSB0" }), { SUPERVISOR_TOKEN: undefined })).rejects.toThrow(
+      /mqtt.url is blank and SUPERVISOR_TOKEN is not set/,
+    );
+    expect(supervisor.requests).toHaveLength(0);
+  });
+
+  it("names the add-on's own options in errors: port or tcp, a bad dongle address, tcp where the type takes none", async () => {
+    await expect(load(withMeter({}))).rejects.toThrow(/meters\[0\]\.port: missing; pick the serial device/);
+    await expect(load(withMeter({ port: "/dev/ttyUSB0", tcp: "10.0.0.2:23" }))).rejects.toThrow(
+      /meters\[0\]: set either port \(a serial device\) or tcp \(a network dongle\), not both/,
+    );
+    await expect(load(withMeter({ tcp: "dongle.local" }))).rejects.toThrow(/meters\[0\]\.tcp: expected host:port/);
+    await expect(load(withMeter({ type: "raven", tcp: "10.0.0.2:23" }))).rejects.toThrow(
+      /^invalid .*options\.json:\n {2}meters\[0\]\.tcp: /,
+    );
+    await expect(load(withMeter({ id: "My Meter", port: "/dev/ttyUSB0" }))).rejects.toThrow(
+      /meters\[0\]\.id: expected lowercase/,
+    );
+  });
+});
+
+describe("add-on start-up (the bridge process, a real broker with a login)", () => {
+  let dir: string;
+  let broker: Mosquitto;
+  let supervisor: StandIn;
+  let pty: PtyPair;
+  let sub: Collector;
+
+  function startBridge(options: Record<string, unknown>): {
+    child: ChildProcess;
+    output: () => string;
+    exit: Promise<number | null>;
+  } {
+    writeFileSync(join(dir, "options.json"), JSON.stringify(options));
+    let output = "";
+    const child = spawn(process.execPath, ["--import", "tsx", "src/cli.ts", "run"], {
+      cwd: ROOT,
+      env: {
+        ...process.env,
+        METER2MQTT_OPTIONS: join(dir, "options.json"),
+        SUPERVISOR_URL: supervisor.url,
+        SUPERVISOR_TOKEN: TOKEN,
+      },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    child.stdout!.on("data", (d: Buffer) => (output += d.toString()));
+    child.stderr!.on("data", (d: Buffer) => (output += d.toString()));
+    const exit = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
+    return { child, output: () => output, exit };
+  }
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), "m2m-addon-e2e-"));
+    broker = await startMosquitto({ users: { addons: MQTT_PASSWORD } });
+    supervisor = await startSupervisor();
+    pty = await startPtyPair(dir);
+    sub = await collect(broker.url, ["meter2mqtt/#", "homeassistant/#"], {
+      username: "addons",
+      password: MQTT_PASSWORD,
+    });
+  }, 60_000);
+
+  afterAll(async () => {
+    await sub?.close();
+    await pty?.stop();
+    await supervisor?.close();
+    await broker?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("connects with the login the Supervisor handed out and publishes discovery; the archive lands in /data", async () => {
+    supervisor.answers = [mqttOk(broker.port)];
+    const meter = { ...(DEFAULTS.meters as Record<string, unknown>[])[0], port: pty.device };
+    const bridge = startBridge({ ...DEFAULTS, meters: [meter] });
+    try {
+      await sub.waitFor((m) => m.topic === "meter2mqtt/bridge/state" && m.payload === "online", 20_000);
+      await until(() => /\bopen\b/.test(bridge.output()), 10_000, "the port to be opened");
+      const telegrams = simulate(Date.UTC(2026, 10, 21, 8, 0, 0), 3, 10).map((s) => dsmr5Telegram(s));
+      for (const t of telegrams) await pty.write(t);
+
+      const config = await sub.waitFor(
+        (m) => m.topic === "homeassistant/sensor/meter2mqtt_home/energy_import_kwh/config",
+        10_000,
+      );
+      expect(JSON.parse(config.payload)).toMatchObject({
+        default_entity_id: "sensor.home_energy_import_kwh",
+        device_class: "energy",
+        device: { name: "Electricity meter" },
+      });
+      await sub.waitFor((m) => m.topic === "meter2mqtt/home/state", 10_000);
+
+      expect(supervisor.requests.map((r) => [r.method, r.path, r.headers.authorization])).toEqual([
+        ["GET", "/services/mqtt", `Bearer ${TOKEN}`],
+      ]);
+      const log = bridge.output();
+      expect(log).toContain(
+        `MQTT: broker mqtt://127.0.0.1:${broker.port} and login (user addons) from the Supervisor's MQTT service`,
+      );
+      expect(log).toContain(`archive: ${join(dir, "meter2mqtt.sqlite")}`);
+      expect(log).toContain(`meter home (dsmr): serial device ${pty.device}`);
+      expect(log).toContain(`configuration from ${join(dir, "options.json")} (add-on)`);
+      expect(log).not.toContain(MQTT_PASSWORD);
+      expect(log).not.toContain(TOKEN);
+
+      bridge.child.kill("SIGTERM");
+      expect(await bridge.exit).toBe(0);
+      const db = openArchiveReadOnly(join(dir, "meter2mqtt.sqlite"));
+      const rows = db.prepare("SELECT count(*) AS n FROM readings WHERE meter_id = 'home'").get() as { n: number };
+      db.close();
+      expect(rows.n).toBeGreaterThan(0);
+    } finally {
+      if (bridge.child.exitCode === null) bridge.child.kill("SIGKILL");
+    }
+  }, 60_000);
+
+  it("exits with the reason, before touching meter or archive, when the Supervisor has no broker", async () => {
+    supervisor.answers = [NOT_ENABLED];
+    rmSync(join(dir, "meter2mqtt.sqlite"), { force: true });
+    const meter = { ...(DEFAULTS.meters as Record<string, unknown>[])[0], port: pty.device };
+    const bridge = startBridge({ ...DEFAULTS, meters: [meter] });
+    expect(await bridge.exit).toBe(2);
+    expect(bridge.output()).toMatch(/install and start the Mosquitto broker add-on, or set mqtt\.url/);
+    expect(bridge.output()).not.toMatch(/\bopen\b/);
+    expect(existsSync(join(dir, "meter2mqtt.sqlite"))).toBe(false);
+  }, 30_000);
+});
