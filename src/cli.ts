@@ -14,7 +14,7 @@ Usage:
   meter2mqtt run [--config FILE]        the bridge (without --config: /data/options.json, as the add-on)
   meter2mqtt demo [--interval MS]       replays bundled captures through the whole pipeline with an
                                         embedded MQTT broker and an archive under ./data
-  meter2mqtt decode --format dsmr [--timezone ZONE] [--raw] [FILE|-]
+  meter2mqtt decode --format dsmr|raven [--timezone ZONE] [--raw] [FILE|-]
                                         one JSON object per telegram on stdout; each rejected
                                         frame as one line on stderr with the reason
   meter2mqtt --version | --help
