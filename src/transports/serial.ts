@@ -9,6 +9,8 @@ export function formatSerial(s: SerialSettings): string {
 /** A serial device (USB P1 cable, RS-232 adapter) through the `serialport` package. */
 export class SerialTransport extends BaseTransport {
   private current: SerialSettings;
+  /** The open port, for write(); a P1 port is only read, a RAVEn stick takes commands. */
+  private port: SerialPort | undefined;
 
   constructor(
     readonly path: string,
@@ -51,20 +53,34 @@ export class SerialTransport extends BaseTransport {
     const opening = new Promise<void>((resolve) => {
       port.open((err) => {
         if (err) link.failed(err);
-        else link.opened();
+        else {
+          this.port = port;
+          link.opened();
+        }
         resolve();
       });
     });
     return {
       close: async () => {
+        if (this.port === port) this.port = undefined;
         // An open in flight cannot be cancelled; wait for it so the port is never left open behind our back.
         await opening;
+        if (this.port === port) this.port = undefined;
         port.removeAllListeners();
         // A late error from a port we no longer use must not crash the process (no listener = throw).
         port.on("error", () => {});
         if (port.isOpen) await new Promise<void>((resolve) => port.close(() => resolve()));
       },
     };
+  }
+
+  /** Resolves once the bytes are handed to the driver; rejects while the port is not open. */
+  write(bytes: Buffer): Promise<void> {
+    const port = this.port;
+    if (!port?.isOpen) return Promise.reject(new Error(`${this.path} is not open`));
+    return new Promise((resolve, reject) => {
+      port.write(bytes, (err) => (err ? reject(err) : resolve()));
+    });
   }
 
   protected override explain(err: unknown): Failure {

@@ -1,13 +1,13 @@
 import type { Bus } from "../../bus.js";
 import type { RavenMeterConfig } from "../../config/schema.js";
-import { createTransport } from "../../transports/index.js";
+import { createTransport, SerialTransport } from "../../transports/index.js";
 import { type Clock, systemClock, type Timer } from "../../util/clock.js";
 import { createLogger, type Logger } from "../../util/log.js";
 import { buildCommand, type CommandName, REPLY } from "./commands.js";
 import { type Decoded, decodeFragment, KNOWN_FRAGMENTS, normalMac } from "./decode.js";
 import { DemandIntegrator } from "./estimate.js";
 import { type FragmentEvent, FragmentReader } from "./fragments.js";
-import { type CommandTransport, RAVEN_SERIAL, RavenSerialTransport } from "./transport.js";
+import { type CommandTransport, RAVEN_SERIAL } from "./transport.js";
 
 export interface RavenSourceOptions {
   clock?: Clock;
@@ -132,7 +132,7 @@ export class RavenSource {
             clock: this.clock,
             log: this.log,
           })
-        : new RavenSerialTransport(cfg.port, { serial: RAVEN_SERIAL, clock: this.clock, log: this.log }));
+        : new SerialTransport(cfg.port, { serial: RAVEN_SERIAL, clock: this.clock, log: this.log }));
     this.transport.on("data", (chunk) => this.onData(chunk));
     this.transport.on("open", () => this.onOpen());
     this.transport.on("close", (reason) => this.onClose(reason));
