@@ -4,6 +4,7 @@ import type { Reading } from "../../model/types.js";
 import { createTransport, DSMR_SERIAL, SerialTransport, type Transport } from "../../transports/index.js";
 import { type Clock, systemClock, type Timer } from "../../util/clock.js";
 import { createLogger, type Logger } from "../../util/log.js";
+import { SourceHealth } from "../health.js";
 import { decodeTelegram, type Telegram } from "./decode.js";
 import { type FrameEvent, splitTelegrams, TelegramFramer } from "./framer.js";
 
@@ -29,15 +30,9 @@ export class DsmrSource {
   private readonly clock: Clock;
   private readonly log: Logger;
   private readonly events: FrameEvent[] = [];
-  private online = false;
-  private framesReceived = 0;
-  private framesRejected = 0;
+  private readonly health: SourceHealth;
   private lastInfo = "";
-  private lastRejectLog = -Infinity;
-  private rejectsSinceLog = 0;
   private autoTimer?: Timer;
-  private watchdog?: Timer;
-  private statusTimer?: Timer;
   private stopped = false;
   private resolveFinished!: () => void;
   /** Resolves when a file replay has been read to its end (never for a device). */
@@ -63,29 +58,39 @@ export class DsmrSource {
         clock: this.clock,
         log: this.log,
       });
+    this.health = new SourceHealth({
+      meterId: cfg.id,
+      bus,
+      clock: this.clock,
+      log: this.log,
+      transport: this.transport,
+      frame: "telegram",
+      timeoutS: cfg.port.startsWith("file:") ? 0 : cfg.timeout,
+      statusEveryMs: opts.statusEveryMs,
+    });
     this.transport.on("data", (chunk) => this.onData(chunk));
     this.transport.on("open", () => {
       this.framer.reset();
       this.armAutoBaud();
-      this.armWatchdog();
+      this.health.opened();
     });
     this.transport.on("close", () => {
       this.framer.reset();
-      this.setOnline(false);
+      this.health.closed();
     });
     this.transport.on("end", () => {
       this.framer.end(this.events);
       this.drain();
-      this.log.info(
-        `replay of ${cfg.port} finished: ${this.framesReceived} telegrams, ${this.framesRejected} rejected`,
-      );
-      this.emitStatus();
+      const h = this.health;
+      this.log.info(`replay of ${cfg.port} finished: ${h.framesReceived} telegrams, ${h.framesRejected} rejected`);
+      h.emit();
       this.resolveFinished();
     });
   }
 
   get stats(): { framesReceived: number; framesRejected: number; online: boolean } {
-    return { framesReceived: this.framesReceived, framesRejected: this.framesRejected, online: this.online };
+    const h = this.health;
+    return { framesReceived: h.framesReceived, framesRejected: h.framesRejected, online: h.online };
   }
 
   start(): void {
@@ -93,16 +98,14 @@ export class DsmrSource {
       `reading ${this.transport.description}${this.cfg.baud === "auto" && this.isSerial() ? " (baud auto)" : ""}`,
     );
     this.transport.start();
-    this.scheduleStatus();
+    this.health.start();
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.autoTimer) this.clock.clearTimeout(this.autoTimer);
-    if (this.statusTimer) this.clock.clearTimeout(this.statusTimer);
-    if (this.watchdog) this.clock.clearTimeout(this.watchdog);
+    this.health.stop();
     await this.transport.stop();
-    this.setOnline(false);
   }
 
   private isSerial(): boolean {
@@ -121,14 +124,13 @@ export class DsmrSource {
       if ("frame" in ev) {
         const r = decodeTelegram(ev.frame, { timezone: this.cfg.timezone });
         if (r.ok) this.accept(r.telegram);
-        else this.reject(r.reason);
-      } else this.reject(ev.rejected);
+        else this.health.rejected(r.reason);
+      } else this.health.rejected(ev.rejected);
     }
     events.length = 0;
   }
 
   private accept(t: Telegram): void {
-    this.framesReceived++;
     if (this.autoTimer) {
       this.clock.clearTimeout(this.autoTimer);
       this.autoTimer = undefined;
@@ -147,63 +149,9 @@ export class DsmrSource {
         `meter found: ${t.manufacturer} ${t.model}${t.version ? `, P1 version ${t.version}` : ""}, CRC ${t.crc === "valid" ? "checked" : "not sent (DSMR 2/3)"}`,
       );
     }
-    this.setOnline(true);
-    this.armWatchdog();
+    this.health.received();
     const reading: Reading = { meterId: this.id, time: t.time ?? this.clock.now(), values: t.values };
     this.bus.emit("reading", reading);
-  }
-
-  /**
-   * Bytes may keep flowing while no telegram is valid (a loose cable, a dongle sending noise), which a
-   * byte-level idle timer does not notice: without a valid telegram for `timeout` s the meter is offline
-   * and the port is reopened.
-   */
-  private armWatchdog(): void {
-    if (this.watchdog) this.clock.clearTimeout(this.watchdog);
-    if (this.stopped || this.cfg.timeout <= 0 || this.cfg.port.startsWith("file:")) return;
-    this.watchdog = this.clock.setTimeout(() => {
-      this.watchdog = undefined;
-      if (this.stopped) return;
-      this.setOnline(false);
-      this.transport.reopen(`no valid telegram for ${this.cfg.timeout} s`);
-    }, this.cfg.timeout * 1000);
-  }
-
-  private reject(reason: string): void {
-    this.framesRejected++;
-    this.rejectsSinceLog++;
-    // One line per minute at most: a meter on the wrong baud rate would otherwise fill the log.
-    const now = this.clock.now();
-    if (now - this.lastRejectLog >= 60_000) {
-      const more = this.rejectsSinceLog > 1 ? ` (${this.rejectsSinceLog - 1} more rejected since the last report)` : "";
-      this.log.warn(`telegram rejected: ${reason}${more}; ${this.framesRejected} rejected in all`);
-      this.lastRejectLog = now;
-      this.rejectsSinceLog = 0;
-    }
-    this.emitStatus();
-  }
-
-  private setOnline(online: boolean): void {
-    if (online === this.online) return;
-    this.online = online;
-    this.emitStatus();
-  }
-
-  private emitStatus(): void {
-    this.bus.emit("status", {
-      meterId: this.id,
-      online: this.online,
-      framesReceived: this.framesReceived,
-      framesRejected: this.framesRejected,
-    });
-  }
-
-  private scheduleStatus(): void {
-    if (this.stopped) return;
-    this.statusTimer = this.clock.setTimeout(() => {
-      this.emitStatus();
-      this.scheduleStatus();
-    }, this.opts.statusEveryMs ?? 60_000);
   }
 
   /**
@@ -211,12 +159,13 @@ export class DsmrSource {
    * telegram passes its CRC within the window, switch to the other, and keep alternating until one does.
    */
   private armAutoBaud(): void {
-    if (this.cfg.baud !== "auto" || !(this.transport instanceof SerialTransport) || this.framesReceived > 0) return;
+    if (this.cfg.baud !== "auto" || !(this.transport instanceof SerialTransport) || this.health.framesReceived > 0)
+      return;
     if (this.autoTimer) this.clock.clearTimeout(this.autoTimer);
     const serial = this.transport;
     this.autoTimer = this.clock.setTimeout(() => {
       this.autoTimer = undefined;
-      if (this.stopped || this.framesReceived > 0) return;
+      if (this.stopped || this.health.framesReceived > 0) return;
       const next = serial.settings.baudRate === DSMR_SERIAL.v4plus.baudRate ? DSMR_SERIAL.legacy : DSMR_SERIAL.v4plus;
       this.log.info(
         `no valid telegram yet; trying ${next.baudRate} baud ${next.dataBits}${next.parity === "even" ? "E" : "N"}1`,

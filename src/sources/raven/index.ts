@@ -3,6 +3,7 @@ import type { RavenMeterConfig } from "../../config/schema.js";
 import { createTransport, SerialTransport } from "../../transports/index.js";
 import { type Clock, systemClock, type Timer } from "../../util/clock.js";
 import { createLogger, type Logger } from "../../util/log.js";
+import { SourceHealth } from "../health.js";
 import { buildCommand, type CommandName, REPLY } from "./commands.js";
 import { type Decoded, decodeFragment, KNOWN_FRAGMENTS, normalMac } from "./decode.js";
 import { DemandIntegrator } from "./estimate.js";
@@ -86,11 +87,7 @@ export class RavenSource {
   /** Bumped on every open, close and stop: a session step started before it does nothing after it. */
   private gen = 0;
   private stopped = false;
-  private online = false;
-  private framesReceived = 0;
-  private framesRejected = 0;
-  private lastRejectLog = -Infinity;
-  private rejectsSinceLog = 0;
+  private readonly health: SourceHealth;
   private lastInfo = "";
   private readonly warned = new Set<string>();
   private readonly unknown = new Set<string>();
@@ -104,8 +101,6 @@ export class RavenSource {
   private summationRefused = false;
   private summationTimeouts = 0;
   private estimatingNow = false;
-  private watchdog?: Timer;
-  private statusTimer?: Timer;
   private resolveFinished!: () => void;
   /** Resolves when a file replay has been read to its end (never for a device). */
   readonly finished = new Promise<void>((r) => {
@@ -133,25 +128,34 @@ export class RavenSource {
             log: this.log,
           })
         : new SerialTransport(cfg.port, { serial: RAVEN_SERIAL, clock: this.clock, log: this.log }));
+    this.health = new SourceHealth({
+      meterId: cfg.id,
+      bus,
+      clock: this.clock,
+      log: this.log,
+      transport: this.transport,
+      frame: "fragment",
+      timeoutS: cfg.port.startsWith("file:") ? 0 : cfg.timeout,
+      statusEveryMs: opts.statusEveryMs,
+    });
     this.transport.on("data", (chunk) => this.onData(chunk));
     this.transport.on("open", () => this.onOpen());
     this.transport.on("close", (reason) => this.onClose(reason));
     this.transport.on("end", () => {
       this.reader.end(this.events);
       this.drain();
-      this.log.info(
-        `replay of ${cfg.port} finished: ${this.framesReceived} fragments, ${this.framesRejected} rejected`,
-      );
-      this.emitStatus();
+      const h = this.health;
+      this.log.info(`replay of ${cfg.port} finished: ${h.framesReceived} fragments, ${h.framesRejected} rejected`);
+      h.emit();
       this.resolveFinished();
     });
   }
 
   get stats(): { framesReceived: number; framesRejected: number; online: boolean; meterMac?: string } {
     return {
-      framesReceived: this.framesReceived,
-      framesRejected: this.framesRejected,
-      online: this.online,
+      framesReceived: this.health.framesReceived,
+      framesRejected: this.health.framesRejected,
+      online: this.health.online,
       ...(this.meterMac ? { meterMac: this.meterMac } : {}),
     };
   }
@@ -159,15 +163,14 @@ export class RavenSource {
   start(): void {
     this.log.info(`reading ${this.transport.description}`);
     this.transport.start();
-    this.scheduleStatus();
+    this.health.start();
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
     this.endSession("stopped");
-    if (this.statusTimer) this.clock.clearTimeout(this.statusTimer);
+    this.health.stop();
     await this.transport.stop();
-    this.setOnline(false);
   }
 
   // ── the connection ─────────────────────────────────────────────────────────────────────────────
@@ -182,13 +185,13 @@ export class RavenSource {
     this.endSession("reopened");
     const gen = this.gen;
     this.warned.clear();
-    this.armWatchdog();
+    this.health.opened();
     if (this.canWrite) void this.converse(gen);
   }
 
   private onClose(reason: string): void {
     this.endSession(reason);
-    this.setOnline(false);
+    this.health.closed();
   }
 
   /** Ends what belongs to one connection: commands, polls, half-read fragments, the demand curve. */
@@ -200,8 +203,6 @@ export class RavenSource {
     this.meterMac = undefined;
     for (const t of this.polls.values()) this.clock.clearTimeout(t);
     this.polls.clear();
-    if (this.watchdog) this.clock.clearTimeout(this.watchdog);
-    this.watchdog = undefined;
     const pending = [...(this.inflight ? [this.inflight] : []), ...this.queue];
     this.inflight = undefined;
     this.queue = [];
@@ -379,9 +380,7 @@ export class RavenSource {
   }
 
   private accept(d: Decoded): void {
-    this.framesReceived++;
-    this.setOnline(true);
-    this.armWatchdog();
+    this.health.received();
     const p = this.inflight;
     if (p && d.name === "Warning")
       this.settle(p, new CommandError(`${p.name}: the device answered "${d.warning}"`, "warning"));
@@ -461,28 +460,16 @@ export class RavenSource {
 
   private skipUnknown(name: string): void {
     // Still proof that the device is there and talking.
-    this.framesReceived++;
-    this.setOnline(true);
-    this.armWatchdog();
+    this.health.received();
     if (this.unknown.has(name) || this.unknown.size >= 100) return;
     this.unknown.add(name);
     this.log.info(`fragment <${name}> is not one this bridge reads; skipped (not logged again)`);
   }
 
   private reject(reason: string, name: string | undefined): void {
-    this.framesRejected++;
-    this.rejectsSinceLog++;
     const p = this.inflight;
     if (p && name === p.reply) this.settle(p, new CommandError(`${p.name}: malformed reply (${reason})`, "malformed"));
-    // One line per minute at most: a device spewing garbage would otherwise fill the log.
-    const now = this.clock.now();
-    if (now - this.lastRejectLog >= 60_000) {
-      const more = this.rejectsSinceLog > 1 ? ` (${this.rejectsSinceLog - 1} more rejected since the last report)` : "";
-      this.log.warn(`fragment rejected: ${reason}${more}; ${this.framesRejected} rejected in all`);
-      this.lastRejectLog = now;
-      this.rejectsSinceLog = 0;
-    }
-    this.emitStatus();
+    this.health.rejected(reason);
   }
 
   private warnOnce(key: string, message: string): void {
@@ -492,45 +479,6 @@ export class RavenSource {
     }
     this.warned.add(key);
     this.log.warn(message);
-  }
-
-  /**
-   * Bytes may keep coming while nothing valid does (a device stuck sending noise), which a byte-level idle timer
-   * would not notice: without a valid fragment for `timeout` s the device is offline and the port is reopened.
-   */
-  private armWatchdog(): void {
-    if (this.watchdog) this.clock.clearTimeout(this.watchdog);
-    this.watchdog = undefined;
-    if (this.stopped || this.cfg.timeout <= 0 || this.cfg.port.startsWith("file:")) return;
-    this.watchdog = this.clock.setTimeout(() => {
-      this.watchdog = undefined;
-      if (this.stopped) return;
-      this.setOnline(false);
-      this.transport.reopen(`no valid fragment for ${this.cfg.timeout} s`);
-    }, this.cfg.timeout * 1000);
-  }
-
-  private setOnline(online: boolean): void {
-    if (online === this.online) return;
-    this.online = online;
-    this.emitStatus();
-  }
-
-  private emitStatus(): void {
-    this.bus.emit("status", {
-      meterId: this.id,
-      online: this.online,
-      framesReceived: this.framesReceived,
-      framesRejected: this.framesRejected,
-    });
-  }
-
-  private scheduleStatus(): void {
-    if (this.stopped) return;
-    this.statusTimer = this.clock.setTimeout(() => {
-      this.emitStatus();
-      this.scheduleStatus();
-    }, this.opts.statusEveryMs ?? 60_000);
   }
 }
 

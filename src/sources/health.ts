@@ -1,0 +1,121 @@
+import type { Bus } from "../bus.js";
+import type { Transport } from "../transports/index.js";
+import type { Clock, Timer } from "../util/clock.js";
+import type { Logger } from "../util/log.js";
+
+export interface HealthOptions {
+  meterId: string;
+  bus: Bus;
+  clock: Clock;
+  log: Logger;
+  transport: Transport;
+  /** "telegram", "fragment": how log lines name a frame. */
+  frame: string;
+  /** Seconds without a valid frame before the meter is offline and the port reopened; 0 = never (file replay). */
+  timeoutS: number;
+  /** How often the counters are reported when nothing else changes. */
+  statusEveryMs?: number;
+}
+
+/**
+ * What every live source tracks about its meter: online or not, frames received and rejected, and the
+ * watchdog. Bytes may keep flowing while nothing valid does (a loose cable, a device spewing noise), which a
+ * byte-level idle timer does not notice; without a valid frame for `timeoutS` the meter counts as offline and
+ * the port is reopened.
+ */
+export class SourceHealth {
+  online = false;
+  framesReceived = 0;
+  framesRejected = 0;
+  private stopped = false;
+  private watchdog?: Timer;
+  private statusTimer?: Timer;
+  private lastRejectLog = Number.NEGATIVE_INFINITY;
+  private rejectsSinceLog = 0;
+
+  constructor(private readonly o: HealthOptions) {}
+
+  start(): void {
+    this.stopped = false;
+    this.scheduleStatus();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.disarm();
+    if (this.statusTimer) this.o.clock.clearTimeout(this.statusTimer);
+    this.statusTimer = undefined;
+    this.setOnline(false);
+  }
+
+  /** A valid frame: the meter is there. */
+  received(): void {
+    this.framesReceived++;
+    this.setOnline(true);
+    this.arm();
+  }
+
+  /** A frame that failed its checks; logged at most once a minute, so a wrong baud rate cannot fill the log. */
+  rejected(reason: string): void {
+    this.framesRejected++;
+    this.rejectsSinceLog++;
+    const now = this.o.clock.now();
+    if (now - this.lastRejectLog >= 60_000) {
+      const more = this.rejectsSinceLog > 1 ? ` (${this.rejectsSinceLog - 1} more rejected since the last report)` : "";
+      this.o.log.warn(`${this.o.frame} rejected: ${reason}${more}; ${this.framesRejected} rejected in all`);
+      this.lastRejectLog = now;
+      this.rejectsSinceLog = 0;
+    }
+    this.emit();
+  }
+
+  /** The port opened: the watchdog starts counting. */
+  opened(): void {
+    this.arm();
+  }
+
+  /** The port closed: offline until frames arrive again. */
+  closed(): void {
+    this.disarm();
+    this.setOnline(false);
+  }
+
+  setOnline(online: boolean): void {
+    if (online === this.online) return;
+    this.online = online;
+    this.emit();
+  }
+
+  emit(): void {
+    this.o.bus.emit("status", {
+      meterId: this.o.meterId,
+      online: this.online,
+      framesReceived: this.framesReceived,
+      framesRejected: this.framesRejected,
+    });
+  }
+
+  private arm(): void {
+    this.disarm();
+    if (this.stopped || this.o.timeoutS <= 0) return;
+    this.watchdog = this.o.clock.setTimeout(() => {
+      this.watchdog = undefined;
+      if (this.stopped) return;
+      this.setOnline(false);
+      this.o.transport.reopen(`no valid ${this.o.frame} for ${this.o.timeoutS} s`);
+    }, this.o.timeoutS * 1000);
+  }
+
+  private disarm(): void {
+    if (this.watchdog) this.o.clock.clearTimeout(this.watchdog);
+    this.watchdog = undefined;
+  }
+
+  private scheduleStatus(): void {
+    if (this.stopped) return;
+    this.statusTimer = this.o.clock.setTimeout(() => {
+      this.emit();
+      this.scheduleStatus();
+    }, this.o.statusEveryMs ?? 60_000);
+  }
+}
