@@ -1,7 +1,11 @@
 import { Bus } from "./bus.js";
 import type { Config } from "./config/schema.js";
+import { createDeriver } from "./derived/index.js";
+import { IntervalPipeline } from "./intervals/pipeline.js";
+import { LoadAdvisorService } from "./loads/index.js";
 import { Archive } from "./outputs/archive/index.js";
 import { MqttOutput } from "./outputs/mqtt/index.js";
+import { archiveStatistics, StatisticsOutput } from "./outputs/statistics/index.js";
 import { createSource } from "./sources/index.js";
 import { type Clock, systemClock, type Timer } from "./util/clock.js";
 import { createLogger, type Logger, setLogLevel } from "./util/log.js";
@@ -30,6 +34,10 @@ export class App {
   readonly bus = new Bus();
   readonly sources: Source[] = [];
   archive?: Archive;
+  /** Where interval sources (SMT) hand over their data; only with the archive, which keeps the revisions. */
+  intervals?: IntervalPipeline;
+  statistics?: StatisticsOutput;
+  loads?: LoadAdvisorService;
   mqtt?: MqttOutput;
   private readonly log: Logger;
   private readonly clock: Clock;
@@ -61,14 +69,46 @@ export class App {
       );
       this.log.info(`archive: ${cfg.archive.path} (a reading per meter every ${cfg.archive.interval} s at most)`);
     } else this.log.info("archive: disabled in the configuration");
+    if (this.archive) this.intervals = new IntervalPipeline(this.archive, this.bus, { clock: this.clock });
+    this.startStatistics();
+
+    // Derived quantities are added as a bus step rather than by a subscriber re-emitting: every output (and the
+    // load advisor) then sees one enriched reading, in order, and a new output gets them without asking.
+    this.bus.transform(
+      "reading",
+      createDeriver(cfg.meters.map((m) => ({ id: m.id, timezone: "timezone" in m ? m.timezone : undefined }))),
+    );
+    if (cfg.loads.length > 0) {
+      this.loads = new LoadAdvisorService(cfg, { clock: this.clock });
+      this.loads.start(this.bus);
+    }
 
     await this.connectMqtt();
 
     for (const m of cfg.meters) {
-      const source = createSource(m, this.bus, { clock: this.clock });
+      const source = createSource(m, this.bus, { clock: this.clock, intervals: this.intervals });
       this.sources.push(source);
       source.start();
     }
+  }
+
+  /** HA long-term statistics of the interval meters' hourly energy, from the archive. */
+  private startStatistics(): void {
+    const ha = this.config.homeassistant;
+    const meters = this.config.meters.filter((m) => m.type === "smt").map((m) => ({ id: m.id, name: m.name }));
+    if (!ha.statistics || meters.length === 0) return;
+    if (!this.archive || !ha.url || !ha.token) {
+      this.log.error(
+        `homeassistant.statistics is on but ${!this.archive ? "the archive is disabled" : "homeassistant.url and homeassistant.token are not both set"}: no statistics are sent`,
+      );
+      return;
+    }
+    const statistics = new StatisticsOutput({ url: ha.url, token: ha.token }, archiveStatistics(this.archive), meters, {
+      clock: this.clock,
+    });
+    this.statistics = statistics;
+    this.bus.subscribe("statistics", "intervals", (i) => statistics.onIntervals(i));
+    statistics.start();
   }
 
   private meterType(id: string): string {
@@ -101,6 +141,7 @@ export class App {
     this.bus.subscribe("mqtt", "reading", (r) => mqtt.onReading(r));
     this.bus.subscribe("mqtt", "status", (s) => mqtt.onStatus(s));
     this.bus.subscribe("mqtt", "meterInfo", (i) => mqtt.onMeterInfo(i));
+    this.loads?.attach(mqtt);
     this.log.info(`MQTT: connected to ${cfg.mqtt.url.replace(/\/\/[^@/]*@/, "//")}, base topic ${cfg.mqtt.base_topic}`);
   }
 
@@ -114,6 +155,9 @@ export class App {
     if (this.mqttRetry) this.clock.clearTimeout(this.mqttRetry);
     await Promise.allSettled(this.sources.map((s) => s.stop()));
     await this.bus.idle();
+    await this.statistics?.stop();
+    this.bus.unsubscribeAll("statistics");
+    this.loads?.stop(this.bus);
     await Promise.allSettled([this.mqtt?.stop(), this.archive?.stop()]);
     this.bus.unsubscribeAll("mqtt");
     this.bus.unsubscribeAll("archive");

@@ -28,6 +28,7 @@ const log = createLogger("bus");
  */
 export class Bus {
   private subs: Subscription[] = [];
+  private readonly transforms: { event: keyof BusEvents; fn: (payload: unknown) => unknown }[] = [];
 
   subscribe<K extends keyof BusEvents>(
     owner: string,
@@ -50,7 +51,24 @@ export class Bus {
     this.subs = this.subs.filter((s) => s.owner !== owner);
   }
 
+  /**
+   * A synchronous step every `event` passes through before any subscriber sees it (derived quantities): each
+   * output gets the same enriched payload, in the source's order, without a queue hop. A step that throws is
+   * skipped for that payload, which goes on as it was.
+   */
+  transform<K extends keyof BusEvents>(event: K, fn: (payload: BusEvents[K]) => BusEvents[K]): void {
+    this.transforms.push({ event, fn: fn as (payload: unknown) => unknown });
+  }
+
   emit<K extends keyof BusEvents>(event: K, payload: BusEvents[K]): void {
+    for (const t of this.transforms) {
+      if (t.event !== event) continue;
+      try {
+        payload = t.fn(payload) as BusEvents[K];
+      } catch (err) {
+        log.error(`a transform of ${event} failed: ${(err as Error).message}`);
+      }
+    }
     for (const s of this.subs) {
       if (s.event !== event) continue;
       if (s.queue.length >= s.limit) {

@@ -3,8 +3,8 @@ import { parseArgs } from "node:util";
 import { addonOptionsFound, loadAddonConfig } from "./addon/index.js";
 import { App } from "./app.js";
 import { ConfigError, loadConfig } from "./config/load.js";
-import { runDemo } from "./demo.js";
 import { DECODERS } from "./sources/index.js";
+import { IMPORT_USAGE, runImport } from "./sources/smt/import.js";
 import { createLogger, redact } from "./util/log.js";
 import { VERSION } from "./version.js";
 
@@ -14,9 +14,10 @@ Usage:
   meter2mqtt run [--config FILE]        the bridge (without --config: /data/options.json, as the add-on)
   meter2mqtt demo [--interval MS]       replays bundled captures through the whole pipeline with an
                                         embedded MQTT broker and an archive under ./data
-  meter2mqtt decode --format dsmr|raven [--timezone ZONE] [--raw] [FILE|-]
+  meter2mqtt decode --format dsmr|raven|smt-csv [--timezone ZONE] [--raw] [FILE|-]
                                         one JSON object per telegram on stdout; each rejected
                                         frame as one line on stderr with the reason
+${IMPORT_USAGE}
   meter2mqtt --version | --help
 `;
 
@@ -100,7 +101,10 @@ export async function main(argv: string[]): Promise<number> {
     case "decode":
       return decode(rest);
     case "demo":
-      return runDemo(rest);
+      // Loaded only for the demo: the embedded broker is of no use to the bridge itself.
+      return (await import("./demo.js")).runDemo(rest);
+    case "import":
+      return runImport(rest);
     case "--version":
     case "-v":
       process.stdout.write(`${VERSION}\n`);

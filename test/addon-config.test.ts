@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
-import { addonToConfig, type SupervisorMqtt } from "../src/addon/index.js";
+import { addonToConfig, FLATTENED_METER_OPTIONS, type SupervisorMqtt } from "../src/addon/index.js";
 import { parseConfig } from "../src/config/load.js";
 import { ConfigSchema } from "../src/config/schema.js";
 
@@ -36,6 +36,9 @@ const RE_SCHEMA_ELEMENT =
   /^(?:|bool|email|url|port|device(?:\((?<filter>subsystem=[a-z]+)\))?|str(?:\((?<s_min>\d+)?,(?<s_max>\d+)?\))?|password(?:\((?<p_min>\d+)?,(?<p_max>\d+)?\))?|int(?:\((?<i_min>\d+)?,(?<i_max>\d+)?\))?|float(?:\((?<f_min>[\d.]+)?,(?<f_max>[\d.]+)?\))?|match\((?<match>.*)\)|list\((?<list>.+)\))\??$/;
 const RE_SLUG = /^[-_.A-Za-z0-9]+$/;
 const RE_SERVICE = /^(?<service>mqtt|mysql):(?<rights>provide|want|need)$/;
+/** supervisor/addons/validate.py RE_VOLUME: a `map` entry as a string; one that does not match is skipped. */
+const RE_VOLUME =
+  /^(data|config|ssl|addons|backup|share|media|homeassistant_config|all_addon_configs|addon_config)(?::(rw|ro))?$/;
 const RE_DOCKER_IMAGE = /^([a-zA-Z\-.:\d{}]+\/)*?([-\w{}]+)\/([-\w{}]+)$/;
 const RE_DOCKER_IMAGE_BUILD = /^([a-zA-Z\-.:\d{}]+\/)*?([-\w{}]+)\/([-\w{}]+)(:[.\-\w{}]+)?$/;
 const ARCH_ALL = ["armhf", "armv7", "aarch64", "amd64", "i386"];
@@ -82,7 +85,9 @@ const CONFIG_KEYS: Record<string, (v: unknown) => boolean> = {
   devices: strList,
   udev: bool,
   tmpfs: bool,
-  map: Array.isArray,
+  map: (v) =>
+    Array.isArray(v) &&
+    v.every((e) => (str(e) ? RE_VOLUME.test(e) : isObject(e) && str(e.type) && RE_VOLUME.test(e.type as string))),
   environment: isObject,
   privileged: strList,
   apparmor: bool,
@@ -165,6 +170,8 @@ function optionProblems(typ: SchemaNode, value: unknown, key: string): string[] 
   if (typ.startsWith("match")) return new RegExp(g.match!).test(String(value)) ? [] : [`${key}: does not match`];
   if (typ.startsWith("list")) return g.list!.split("|").includes(String(value)) ? [] : [`${key}: not one of ${g.list}`];
   if (typ.startsWith("device")) return String(value).startsWith("/dev/") ? [] : [`${key}: not a device`];
+  // voluptuous' Email(): a local part, @, and a domain with a dot.
+  if (typ.startsWith("email")) return /^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$/.test(String(value)) ? [] : [`${key}: email`];
   return [];
 }
 
@@ -220,6 +227,8 @@ describe("addon/config.yaml follows the Supervisor's rules", () => {
     for (const risky of ["hassio_api", "host_network", "full_access", "privileged", "docker_api", "apparmor"])
       expect(config, risky).not.toHaveProperty(risky);
     expect(config.image).toMatch(/\{arch\}/);
+    // The one host folder: read-only, for SMT CSVs (the default `ro` spelled out).
+    expect(config.map).toEqual(["share:ro"]);
   });
 
   it("has an option schema of known element types, nested at most two levels", () => {
@@ -250,6 +259,22 @@ describe("addon/config.yaml follows the Supervisor's rules", () => {
       expect.stringMatching(/^log_level: not one of /),
     ]);
     expect(validateOptions({ ...options, mqtt: undefined })).toEqual(["mqtt: invalid dict"]);
+    // Why a meter's imap is flat fields: a dict in a meter item is a third level.
+    expect(schemaProblems({ meters: [{ id: "str", imap: { host: "str?" } }] })).toEqual([
+      "meters[].imap: nested deeper than the two levels the option UI renders",
+    ]);
+    const smt = { id: "texas", type: "smt", imap_host: "imap.example.com" };
+    expect(validateOptions({ ...options, meters: [{ ...smt, imap_sender: "not an address" }] })).toEqual([
+      "meters[0].imap_sender: email",
+    ]);
+    expect(validateOptions({ ...options, meters: [{ ...smt, imap_port: 0 }] })).toEqual([
+      "meters[0].imap_port: network port",
+    ]);
+    expect(validateOptions({ ...options, meters: [{ ...smt, check_at: "25:00" }] })).toEqual([
+      "meters[0].check_at: does not match",
+    ]);
+    expect(CONFIG_KEYS.map!(["share:rw", { type: "media" }])).toBe(true);
+    expect(CONFIG_KEYS.map!(["share:readonly"])).toBe(false);
   });
 
   it("translates every option and every field, and nothing else", () => {
@@ -284,7 +309,13 @@ describe("addon/config.yaml follows the Supervisor's rules", () => {
 
     const apparmor = read("addon/apparmor.txt");
     expect(apparmor).toMatch(new RegExp(`^profile ${config.slug} flags=`, "m"));
-    for (const rule of ["/dev/ttyUSB[0-9]* rwk", "/dev/ttyACM[0-9]* rwk", "/dev/ttyAMA[0-9]* rwk", "/data/** rwk"])
+    for (const rule of [
+      "/dev/ttyUSB[0-9]* rwk",
+      "/dev/ttyACM[0-9]* rwk",
+      "/dev/ttyAMA[0-9]* rwk",
+      "/data/** rwk",
+      "/share/** r,",
+    ])
       expect(apparmor).toContain(rule);
 
     const repo = yamlOf("repository.yaml");
@@ -337,6 +368,7 @@ interface JsonSchema {
   oneOf?: JsonSchema[];
   pattern?: string;
   minimum?: number;
+  maximum?: number;
   properties?: Record<string, JsonSchema>;
   required?: string[];
   items?: JsonSchema;
@@ -347,8 +379,25 @@ const appMeters = (app.properties!.meters!.items!.oneOf ?? [app.properties!.mete
 const meterTypeOf = (v: JsonSchema): string => String(v.properties!.type!.const ?? v.properties!.type!.enum?.[0]);
 const addonMeter = (schema.meters as Record<string, string>[])[0]!;
 
-/** Add-on options that feed an app key of another name (see src/addon/options.ts). */
-const RENAMED: Record<string, string> = { "meters.tcp": "meters.port" };
+/**
+ * Add-on options that feed an app key of another name or place (see src/addon/options.ts): the dongle's address,
+ * and a meter's nested objects as flat fields (`meters.imap_host` is the app's `meters.imap.host`).
+ */
+const RENAMED: Record<string, string> = {
+  "meters.tcp": "meters.port",
+  ...Object.fromEntries(
+    Object.entries(FLATTENED_METER_OPTIONS).map(([flat, path]) => [`meters.${flat}`, `meters.${path}`]),
+  ),
+};
+
+/** The app's property at a dotted path below `s` (`imap.host`), through nested objects. */
+const propAt = (s: JsonSchema | undefined, path: string): JsonSchema | undefined =>
+  path.split(".").reduce<JsonSchema | undefined>((at, k) => at?.properties?.[k], s);
+/** The app's meter key an add-on meter option feeds: `port` for `tcp`, `imap.host` for `imap_host`. */
+const appMeterKey = (option: string): string => (RENAMED[`meters.${option}`] ?? `meters.${option}`).slice(7);
+/** `{imap: {host}}` at `imap.host`. */
+const valueAt = (o: unknown, path: string): unknown =>
+  path.split(".").reduce<unknown>((at, k) => (isObject(at) ? at[k] : undefined), o);
 
 function literals(p: JsonSchema): string[] | undefined {
   if (p.enum) return p.enum.map(String);
@@ -370,12 +419,20 @@ function incompatible(addonType: string, p: JsonSchema): string | undefined {
       : `offers ${have.join("|")}, the app takes ${want?.join("|") ?? p.type}`;
   }
   if (t === "bool") return p.type === "boolean" ? undefined : `bool, the app takes ${p.type}`;
-  if (t.startsWith("int") || t.startsWith("float")) {
+  if (t.startsWith("int") || t.startsWith("float") || t === "port") {
     if (p.type !== "number" && p.type !== "integer") return `a number, the app takes ${p.type}`;
-    const min = Number(g.i_min ?? g.f_min ?? Number.NEGATIVE_INFINITY);
-    return p.minimum !== undefined && min < p.minimum ? `allows ${min}, the app's minimum is ${p.minimum}` : undefined;
+    // A network port is an int from 1 to 65535 (supervisor/validate.py network_port).
+    const min = t === "port" ? 1 : Number(g.i_min ?? g.f_min ?? Number.NEGATIVE_INFINITY);
+    const max = t === "port" ? 65535 : Number(g.i_max ?? g.f_max ?? Number.POSITIVE_INFINITY);
+    if (p.minimum !== undefined && min < p.minimum) return `allows ${min}, the app's minimum is ${p.minimum}`;
+    // zod's int() writes MAX_SAFE_INTEGER for "no maximum".
+    if (p.maximum !== undefined && p.maximum < Number.MAX_SAFE_INTEGER && max > p.maximum)
+      return `allows ${max}, the app's maximum is ${p.maximum}`;
+    return undefined;
   }
   if (p.type !== "string") return `${t}, the app takes ${p.type}`;
+  if (t === "email" && p.pattern !== undefined && !new RegExp(p.pattern).test("reports@example.com"))
+    return "an email address, which the app's pattern refuses";
   if (t.startsWith("match") && p.pattern !== undefined && g.match !== p.pattern)
     return `matches ${g.match}, the app ${p.pattern}`;
   if (t.startsWith("device") && p.pattern !== undefined && !new RegExp(p.pattern).test("/dev/ttyUSB0"))
@@ -400,13 +457,29 @@ const ctx = {
 };
 const toApp = (opts: unknown) => parseConfig(addonToConfig(opts, ctx).config);
 
-/** A value of each free-text option that the app accepts; a new option needs one here. */
-const SAMPLES: Record<string, string> = {
+/**
+ * A value of each free-text option that the app accepts; a new option needs one here. Values here win over the
+ * ones derived from the type, and differ from the app's defaults, so a value that lands in the wrong place shows.
+ */
+const SAMPLES: Record<string, unknown> = {
   "meters.name": "Meter cupboard",
   "meters.port": "/dev/ttyUSB0",
   "meters.tcp": "192.168.1.50:8088",
   "meters.timezone": "Europe/Brussels",
   "meters.meter_mac": "0x000781000081fd17",
+  "meters.imap_host": "imap.mail.example.com",
+  "meters.imap_port": 1993,
+  "meters.imap_tls": false,
+  "meters.imap_user": "texas@example.com",
+  "meters.imap_password": "abcd efgh ijkl mnop",
+  "meters.imap_sender": "reports@smt.example.com",
+  "meters.imap_mailbox": "Energy",
+  "meters.imap_move_to": "Energy/Imported",
+  "meters.imap_flag": "$Imported",
+  "meters.imap_ca": "/share/ca/mail.pem",
+  "meters.esiid": "10443720000000001",
+  "meters.check_at": "06:45",
+  "meters.folder": "/share/smt",
   "mqtt.url": "mqtts://broker.example:8883",
   "mqtt.username": "meter2mqtt",
   "mqtt.password": "s3cret-pass",
@@ -415,13 +488,13 @@ const SAMPLES: Record<string, string> = {
 };
 
 function sample(path: string, type: string): unknown {
+  if (path in SAMPLES) return SAMPLES[path];
   const g = RE_SCHEMA_ELEMENT.exec(type)!.groups ?? {};
   if (g.list) return g.list.split("|")[0];
   if (type.startsWith("bool")) return true;
   if (type.startsWith("int")) return Number(g.i_min ?? 0) + 1;
   if (type.startsWith("match") && path === "meters.id") return "garage_2";
-  if (!(path in SAMPLES)) throw new Error(`no sample value for the add-on option ${path}: add one to SAMPLES`);
-  return SAMPLES[path];
+  throw new Error(`no sample value for the add-on option ${path}: add one to SAMPLES`);
 }
 
 describe("the add-on's options map onto the app's config schema", () => {
@@ -436,12 +509,13 @@ describe("the add-on's options map onto the app's config schema", () => {
       // The discriminator: its values are compared as a whole by the test above.
       if (path === "meters.type") continue;
       const target = RENAMED[path] ?? path;
-      const [head, field] = target.split(".");
-      if (head === "meters" && field) {
-        const variants = appMeters.filter((v) => v.properties?.[field]);
+      const [head, ...rest] = target.split(".");
+      if (head === "meters" && rest.length > 0) {
+        const field = rest.join(".");
+        const variants = appMeters.filter((v) => propAt(v, field));
         if (variants.length === 0) problems.push(`${path}: no meter type has ${field}`);
         for (const v of variants) {
-          const why = type && incompatible(type, v.properties![field]!);
+          const why = type && incompatible(type, propAt(v, field)!);
           if (why) problems.push(`${path} (${meterTypeOf(v)}): ${why}`);
         }
         continue;
@@ -456,10 +530,24 @@ describe("the add-on's options map onto the app's config schema", () => {
     expect(problems).toEqual([]);
   });
 
-  it("covers every key the app requires of each meter type", () => {
-    const covered = new Set(Object.keys(addonMeter).map((k) => (RENAMED[`meters.${k}`] ?? `meters.${k}`).slice(7)));
+  it("covers every key the app requires of each meter type, and of each nested object offered as flat fields", () => {
+    const covered = new Set(Object.keys(addonMeter).map(appMeterKey));
+    // A nested object counts as offered when any of its keys is; then each key it requires must be offered too.
+    const requires = (s: JsonSchema, prefix: string): string[] =>
+      (s.required ?? [])
+        .map((k) => prefix + k)
+        .concat(
+          Object.entries(s.properties ?? {})
+            .filter(([k, p]) => p.type === "object" && [...covered].some((c) => c.startsWith(`${prefix}${k}.`)))
+            .flatMap(([k, p]) => requires(p, `${prefix}${k}.`)),
+        );
     for (const v of appMeters)
-      for (const key of v.required ?? []) expect(covered, `${meterTypeOf(v)} requires ${key}`).toContain(key);
+      for (const key of requires(v, "")) expect(covered, `${meterTypeOf(v)} requires ${key}`).toContain(key);
+    expect(covered).toContain("imap.host");
+  });
+
+  it("offers as flat meter fields every key options.ts folds into a nested object", () => {
+    for (const flat of Object.keys(FLATTENED_METER_OPTIONS)) expect(addonMeter, flat).toHaveProperty(flat);
   });
 
   it("turns the default options plus a chosen port into a valid config, filled in from the Supervisor", () => {
@@ -475,10 +563,8 @@ describe("the add-on's options map onto the app's config schema", () => {
     for (const v of appMeters) {
       const type = meterTypeOf(v);
       const meter: Obj = { type };
-      for (const [key, t] of Object.entries(addonMeter)) {
-        const appKey = (RENAMED[`meters.${key}`] ?? `meters.${key}`).slice(7);
-        if (key !== "type" && key !== "tcp" && v.properties?.[appKey]) meter[key] = sample(`meters.${key}`, t);
-      }
+      for (const [key, t] of Object.entries(addonMeter))
+        if (key !== "type" && key !== "tcp" && propAt(v, appMeterKey(key))) meter[key] = sample(`meters.${key}`, t);
       const full: Obj = { meters: [meter] };
       for (const [key, node] of Object.entries(schema)) {
         if (key === "meters") continue;
@@ -490,6 +576,9 @@ describe("the add-on's options map onto the app's config schema", () => {
       // What the user set wins over the Supervisor's broker.
       expect((cfg.mqtt as Obj).url, type).toBe(SAMPLES["mqtt.url"]);
       expect((cfg.meters as Obj[])[0]).toMatchObject({ id: "garage_2", type });
+      // Each option's value where the app reads it: the flat imap_* fields inside imap.
+      for (const [key, value] of Object.entries(meter))
+        expect(valueAt((cfg.meters as Obj[])[0], appMeterKey(key)), `${type}: meters.${key}`).toEqual(value);
     }
     for (const [path, type] of schemaPaths(schema)) {
       const values = type && RE_SCHEMA_ELEMENT.exec(type)!.groups?.list?.split("|");
@@ -511,9 +600,106 @@ describe("the add-on's options map onto the app's config schema", () => {
     for (const v of appMeters) {
       const type = meterTypeOf(v);
       const opts = { ...options, meters: [{ id: "home", type, tcp: SAMPLES["meters.tcp"] }] };
-      const takesTcp = new RegExp(v.properties!.port!.pattern ?? "").test(`tcp://${SAMPLES["meters.tcp"]}`);
-      if (takesTcp) expect(toApp(opts).meters[0]!.port, type).toBe("tcp://192.168.1.50:8088");
-      else expect(() => toApp(opts), type).toThrow(/meters\[0\]\.port/);
+      const port = v.properties!.port;
+      const takesTcp = port && new RegExp(port.pattern ?? "").test(`tcp://${SAMPLES["meters.tcp"]}`);
+      if (takesTcp) expect(toApp(opts).meters[0], type).toMatchObject({ port: "tcp://192.168.1.50:8088" });
+      // A type with a port refuses the tcp:// one in the app's schema; a type without is refused here.
+      else if (port) expect(() => toApp(opts), type).toThrow(/meters\[0\]\.port/);
+      else
+        expect(() => toApp(opts), type).toThrow(/meters\[0\]\.tcp: smt meters read no serial port or network dongle/);
     }
+  });
+
+  it("requires a port only of the types that read one", () => {
+    const smt = { id: "texas", type: "smt", folder: "/share/smt" };
+    expect(toApp({ ...options, meters: [smt] }).meters[0]).toEqual(
+      expect.not.objectContaining({ port: expect.anything() }),
+    );
+    expect(() => toApp({ ...options, meters: [{ ...smt, port: "/dev/ttyUSB0" }] })).toThrow(
+      /meters\[0\]\.port: smt meters read no serial port/,
+    );
+    expect(() => toApp({ ...options, meters: [{ id: "home", type: "raven" }] })).toThrow(/meters\[0\]\.port: missing/);
+  });
+
+  it("folds a meter's imap_* fields into its imap object, only when one is set and only for types that have one", () => {
+    const imap = {
+      imap_host: "imap.mail.yahoo.com",
+      imap_user: "me@yahoo.com",
+      imap_password: "abcd efgh ijkl mnop",
+      imap_sender: "reports@smt.example.com",
+    };
+    const smt = { id: "texas", type: "smt", ...imap, imap_port: "", imap_move_to: "" };
+    const cfg = toApp({ ...options, meters: [smt] });
+    expect(cfg.meters[0]).toEqual({
+      id: "texas",
+      type: "smt",
+      imap: {
+        host: "imap.mail.yahoo.com",
+        port: 993,
+        tls: true,
+        user: "me@yahoo.com",
+        password: "abcd efgh ijkl mnop",
+        sender: "reports@smt.example.com",
+        mailbox: "INBOX",
+      },
+      timezone: "America/Chicago",
+      check_at: "11:30",
+      recheck_minutes: 60,
+    });
+    // Blank imap_* fields (the option UI keeps a cleared field as "") are no mailbox: a folder alone is fine.
+    const folderOnly = toApp({
+      ...options,
+      meters: [{ id: "texas", type: "smt", imap_host: " ", folder: "/share/smt" }],
+    });
+    expect(folderOnly.meters[0]).not.toHaveProperty("imap");
+    expect(folderOnly.meters[0]).toMatchObject({ folder: "/share/smt" });
+    // Neither: named in the add-on's fields, not the app's nested imap.
+    expect(() => toApp({ ...options, meters: [{ id: "texas", type: "smt" }] })).toThrow(
+      /meters\[0\]: an smt meter reads the daily email \(imap_host, imap_user, imap_password, imap_sender\), a folder/,
+    );
+    // A type without an imap keeps the flat field, which the app refuses by the name the user set.
+    expect(() =>
+      toApp({ ...options, meters: [{ id: "home", type: "dsmr", port: "/dev/ttyUSB0", imap_host: "x" }] }),
+    ).toThrow(/meters\[0\]: unknown key "imap_host"/);
+    // Errors inside the object are named after the flat field (loadAddonConfig renames them with this table).
+    const { config, renamed } = addonToConfig(
+      { ...options, meters: [{ id: "texas", type: "smt", imap_host: "h" }] },
+      ctx,
+    );
+    expect((config.meters as Obj[])[0]!.imap).toEqual({ host: "h" });
+    expect(renamed).toMatchObject({
+      "meters[0].imap.user": "meters[0].imap_user",
+      "meters[0].imap.host": "meters[0].imap_host",
+    });
+  });
+
+  it("reads SMT files only under /share, the folder mapped into the add-on", () => {
+    const smt = { id: "texas", type: "smt" };
+    for (const folder of ["/share", "/share/smt", "/share/a/../smt"])
+      expect(toApp({ ...options, meters: [{ ...smt, folder }] }).meters[0], folder).toMatchObject({ folder });
+    for (const folder of ["/media/smt", "/share/../data", "smt", "/sharewhatever"])
+      expect(() => toApp({ ...options, meters: [{ ...smt, folder }] }), folder).toThrow(
+        /meters\[0\]\.folder: the add-on sees files under \/share only/,
+      );
+    expect(() => toApp({ ...options, meters: [{ ...smt, folder: "/share/smt", imap_ca: "/ssl/ca.pem" }] })).toThrow(
+      /meters\[0\]\.imap_ca: the add-on sees files under \/share only/,
+    );
+  });
+
+  it("turns on HA's long-term statistics for SMT meters unless the options turn them off", () => {
+    const smt = { id: "texas", type: "smt", folder: "/share/smt" };
+    const on = addonToConfig({ ...options, meters: [smt] }, ctx);
+    expect(parseConfig(on.config).homeassistant.statistics).toBe(true);
+    expect(on.decisions).toContain(
+      "Home Assistant: long-term statistics on for the SMT meter(s) texas (homeassistant.statistics left blank)",
+    );
+    expect(toApp({ ...options, meters: [smt], homeassistant: { statistics: false } }).homeassistant.statistics).toBe(
+      false,
+    );
+    const dsmr = [{ id: "home", type: "dsmr", port: "/dev/ttyUSB0" }];
+    expect(toApp({ ...options, meters: dsmr }).homeassistant.statistics).toBe(false);
+    expect(addonToConfig({ ...options, meters: [smt], archive: { enabled: false } }, ctx).decisions).toContain(
+      "archive: off in the options, so the SMT meter(s) texas read nothing (their data are kept in the archive)",
+    );
   });
 });

@@ -144,7 +144,7 @@ describe("add-on start-up (in process)", () => {
     const { config } = await load(withMeter({ tcp: "192.168.1.50:8088" }, { mqtt }));
     expect(supervisor.requests).toHaveLength(0);
     expect(config.mqtt).toMatchObject(mqtt);
-    expect(config.meters[0]!.port).toBe("tcp://192.168.1.50:8088");
+    expect(config.meters[0]).toMatchObject({ port: "tcp://192.168.1.50:8088" });
     expect(lines.join("\n")).toContain("MQTT: broker mqtt://192.168.1.10:1883 from the options, user me");
     expect(lines.join("\n")).not.toContain("user-pass-9!");
   });
@@ -190,6 +190,87 @@ describe("add-on start-up (in process)", () => {
       /mqtt.url is blank and SUPERVISOR_TOKEN is not set/,
     );
     expect(supervisor.requests).toHaveLength(0);
+  });
+
+  it("folds an SMT meter's imap_* fields into its imap, turns statistics on, and keeps the mail password out of the log", async () => {
+    const password = "smt-mail-Pw 7x!";
+    const meter = {
+      id: "texas",
+      name: "Texas house",
+      type: "smt",
+      imap_host: "imap.mail.yahoo.com",
+      imap_port: 993,
+      imap_user: "me@yahoo.com",
+      // As typed, with the trailing space a paste brings: the app gets it trimmed, the log neither form.
+      imap_password: `${password} `,
+      imap_sender: "reports@smt.example.com",
+      imap_move_to: "Smart Meter Texas",
+      imap_flag: "",
+      esiid: "'10443720000000001",
+      check_at: "12:15",
+      folder: "/share/smt",
+    };
+    const { config } = await load({ ...DEFAULTS, meters: [meter] });
+    expect(config.meters).toEqual([
+      {
+        id: "texas",
+        name: "Texas house",
+        type: "smt",
+        imap: {
+          host: "imap.mail.yahoo.com",
+          port: 993,
+          tls: true,
+          user: "me@yahoo.com",
+          password,
+          sender: "reports@smt.example.com",
+          mailbox: "INBOX",
+          move_to: "Smart Meter Texas",
+        },
+        esiid: "10443720000000001",
+        timezone: "America/Chicago",
+        check_at: "12:15",
+        recheck_minutes: 60,
+        folder: "/share/smt",
+      },
+    ]);
+    expect(config.homeassistant).toMatchObject({ statistics: true, token: TOKEN });
+    const text = lines.join("\n");
+    expect(text).toContain(
+      "meter texas (smt): the daily email at imap.mail.yahoo.com:993, user me@yahoo.com and the CSVs in /share/smt",
+    );
+    expect(text).toContain("Home Assistant: long-term statistics on for the SMT meter(s) texas");
+    expect(text).not.toMatch(/serial device|network dongle/);
+    expect(text).not.toContain(password);
+  });
+
+  it("registers the mail password as a secret before the first log line, even when start-up stops early", async () => {
+    const password = "early-stop-mail-pw";
+    supervisor.answers = [NOT_ENABLED];
+    const meter = { id: "texas", type: "smt", imap_host: "h", imap_user: "u", imap_password: password };
+    await expect(load({ ...DEFAULTS, meters: [meter] })).rejects.toThrow(/no MQTT broker to hand out/);
+    // Nothing was parsed by the app's schema (which registers the config's secrets): the add-on did it.
+    log.info(`a line that happens to hold ${password}`);
+    expect(lines.at(-1)).toContain("a line that happens to hold ***");
+  });
+
+  it("names the SMT meter's flat fields in errors, and refuses a port, a missing mailbox and a folder it cannot see", async () => {
+    const smt = (fields: Record<string, unknown>) => ({
+      ...DEFAULTS,
+      meters: [{ id: "texas", type: "smt", ...fields }],
+    });
+    const err = await load(smt({ imap_host: "imap.example.com", imap_password: "pw-123456" })).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as ConfigError).issues).toEqual([
+      "meters[0].imap_user: missing, expected string",
+      "meters[0].imap_sender: missing, expected string",
+    ]);
+    await expect(load(smt({ port: "/dev/ttyUSB0", folder: "/share/smt" }))).rejects.toThrow(
+      /meters\[0\]\.port: smt meters read no serial port or network dongle; leave it empty/,
+    );
+    await expect(load(smt({}))).rejects.toThrow(/meters\[0\]: an smt meter reads the daily email/);
+    await expect(load(smt({ folder: "/media/smt" }))).rejects.toThrow(
+      /meters\[0\]\.folder: the add-on sees files under \/share only/,
+    );
   });
 
   it("names the add-on's own options in errors: port or tcp, a bad dongle address, tcp where the type takes none", async () => {

@@ -114,6 +114,9 @@ describe("schema", () => {
       "energy_hourly",
       "gas_daily",
       "gas_hourly",
+      "intervals_current",
+      "intervals_daily",
+      "intervals_hourly",
       "readings_latest",
     ]);
   });
@@ -248,6 +251,7 @@ describe("rows", () => {
         sw_version: "5.0",
         first_seen: iso(T0 - 60_000),
         last_seen: iso(T0 + 120_000),
+        timezone: null,
       },
       {
         id: "other",
@@ -259,6 +263,7 @@ describe("rows", () => {
         sw_version: null,
         first_seen: iso(T0),
         last_seen: iso(T0),
+        timezone: null,
       },
     ]);
     const latest = reader().prepare("SELECT meter_id, time, tariff FROM readings_latest ORDER BY meter_id").all();

@@ -69,7 +69,7 @@ describe("configuration", () => {
       join(dir, "c.yaml"),
       "mqtt:\n  url: mqtt://broker:1883\nmeters:\n  - {id: p1, type: dsmr, port: tcp://10.0.0.5:8088}\n",
     );
-    expect(loadConfig(join(dir, "c.yaml")).config.meters[0]!.port).toBe("tcp://10.0.0.5:8088");
+    expect(loadConfig(join(dir, "c.yaml")).config.meters[0]).toMatchObject({ port: "tcp://10.0.0.5:8088" });
     writeFileSync(join(dir, "options.json"), JSON.stringify({ meters: [meter] }));
     expect(loadConfig(join(dir, "options.json")).config.meters[0]!.id).toBe("home");
     writeFileSync(join(dir, "bad.yaml"), "meters: [\n");

@@ -5,7 +5,7 @@
  * capture of that meter family, against an in-process broker; the entity ids come from the discovery payloads
  * it publishes, so an example cannot name a sensor that a renamed quantity or a changed meter id no longer makes.
  */
-import { readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { Aedes } from "aedes";
@@ -27,8 +27,9 @@ const CAPTURES: Record<string, string> = {
 };
 
 type Obj = Record<string, unknown>;
+// A folder per example bridge config; blueprints/ holds HA blueprints, checked by test/blueprints.test.ts.
 const folders = readdirSync(EXAMPLES, { withFileTypes: true })
-  .filter((d) => d.isDirectory())
+  .filter((d) => d.isDirectory() && existsSync(join(EXAMPLES, d.name, "meter2mqtt.yaml")))
   .map((d) => d.name)
   .sort();
 const yamlFiles = (folder: string): string[] =>

@@ -516,6 +516,6 @@ describe("RAVEn configuration", () => {
     expect(issues({ meter_mac: "0x1234" })[0]).toMatch(/^meters\[0\]\.meter_mac: expected 16 hex digits/);
     expect(issues({ demand_interval: -1 })[0]).toMatch(/^meters\[0\]\.demand_interval/);
     expect(issues({ baud: 9600 })).toEqual(['meters[0]: unknown key "baud"']);
-    expect(issues({ type: "emu2" })[0]).toMatch(/supported meter types \(dsmr, raven\)/);
+    expect(issues({ type: "emu2" })[0]).toMatch(/supported meter types \(dsmr, raven[,)]/);
   });
 });

@@ -11,10 +11,19 @@ import { dirname } from "node:path";
 import { ADDON_OPTIONS, ConfigError, parseConfig } from "../config/load.js";
 import type { Config } from "../config/schema.js";
 import { addSecret, createLogger, type Logger } from "../util/log.js";
-import { addonToConfig, type SupervisorMqtt, wantsSupervisorMqtt } from "./options.js";
+import { addonToConfig, optionSecrets, type SupervisorMqtt, wantsSupervisorMqtt } from "./options.js";
 import { fetchMqttService, type SupervisorClientOptions, SupervisorError } from "./supervisor.js";
 
-export { addonToConfig, coreWebsocketUrl, type SupervisorMqtt, wantsSupervisorMqtt } from "./options.js";
+export {
+  addonToConfig,
+  coreWebsocketUrl,
+  FLATTENED_METER_OPTIONS,
+  NESTED_METER_OPTIONS,
+  optionSecrets,
+  SHARE_DIR,
+  type SupervisorMqtt,
+  wantsSupervisorMqtt,
+} from "./options.js";
 export { fetchMqttService, SupervisorError } from "./supervisor.js";
 
 export const SUPERVISOR_URL = "http://supervisor";
@@ -52,9 +61,8 @@ export async function loadAddonConfig(opts: LoadAddonOptions = {}): Promise<{ co
     const why = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
     throw new ConfigError(`cannot read the add-on options ${file}: ${why}`);
   }
-  // Before anything is logged: the user's own broker password must not show up in the lines below.
-  const userMqtt = (options as { mqtt?: { password?: unknown } } | null)?.mqtt;
-  if (typeof userMqtt?.password === "string") addSecret(userMqtt.password);
+  // Before anything is logged: the user's own passwords (broker, mailboxes) must not show up in the lines below.
+  for (const secret of optionSecrets(options)) addSecret(secret);
   log.info(`add-on start: options from ${file}`);
 
   let mqttService: SupervisorMqtt | undefined;

@@ -34,7 +34,7 @@ function describe(issue: z.core.$ZodIssue, input: unknown): string {
     case "invalid_union":
       if ("discriminator" in issue && issue.discriminator) {
         const at = issue.path.at(-1) === issue.discriminator ? where : `${where}.${issue.discriminator}`;
-        return `${at}: expected one of the supported meter types (dsmr, raven)`;
+        return `${at}: expected one of the supported meter types (dsmr, raven, smt)`;
       }
       {
         // A union of literals (baud: auto | 115200 | 9600): list what would have been accepted.

@@ -1,3 +1,4 @@
+import { IANAZone } from "luxon";
 import { z } from "zod";
 
 /**
@@ -113,7 +114,106 @@ export const RavenMeterSchema = z.strictObject({
   replay_loop: z.boolean().default(false),
 });
 
-export const MeterSchema = z.discriminatedUnion("type", [DsmrMeterSchema, RavenMeterSchema]);
+/**
+ * Smart Meter Texas: the daily "Energy Data 15 Min Interval" email read over IMAP, and/or CSVs downloaded from the
+ * portal and dropped in a folder. The data arrive a day late; they go to the archive and HA's long-term statistics.
+ */
+export const SmtMeterSchema = z
+  .strictObject({
+    id,
+    name: z.string().optional(),
+    type: z.literal("smt"),
+    imap: z
+      .strictObject({
+        host: z.string().min(1),
+        port: z.number().int().min(1).max(65535).default(993),
+        /** Implicit TLS (port 993). false is cleartext, for a server on the same machine only. */
+        tls: z.boolean().default(true),
+        user: z.string().min(1),
+        /** With 2-step verification (Gmail, Yahoo, iCloud, Outlook) an app password, not the account's. */
+        password: z.string().min(1),
+        /** The address Smart Meter Texas's emails come from, exactly as in their From header. */
+        sender: z.string().regex(/^[^@\s]+@[^@\s]+$/, "expected an email address"),
+        mailbox: z.string().min(1).default("INBOX"),
+        /** After import, move the email to this folder, or add this flag (e.g. \Seen); move wins when both are set. */
+        move_to: z.string().min(1).optional(),
+        flag: z.string().min(1).optional(),
+        /** PEM file of a CA to trust for a server with a certificate of its own. */
+        ca: z.string().min(1).optional(),
+      })
+      .optional(),
+    /** Only this ESI ID is read when the emails or files list several premises. */
+    esiid: z
+      .string()
+      .regex(/^'?[0-9A-Za-z]{1,32}$/, "expected the ESI ID as SMT prints it")
+      .transform((v) => v.replace(/^'/, ""))
+      .optional(),
+    /** The zone of the CSV's dates and times (Central prevailing time for every Texas meter). */
+    timezone: z
+      .string()
+      .refine((tz) => IANAZone.isValidZone(tz), "expected an IANA time zone like America/Chicago")
+      .default("America/Chicago"),
+    /** Local time (in `timezone`) of the daily check; the email usually comes around 11:00. */
+    check_at: z
+      .string()
+      .regex(/^([01]?\d|2[0-3]):[0-5]\d$/, "expected a time HH:MM")
+      .default("11:30"),
+    /** After check_at, while yesterday's data is still missing, the mailbox is checked again this often. */
+    recheck_minutes: z.number().int().min(5).default(60),
+    /** A folder watched for CSVs downloaded from the portal (also imported with `meter2mqtt import`). */
+    folder: z.string().min(1).optional(),
+  })
+  .superRefine((m, ctx) => {
+    if (!m.imap && !m.folder)
+      ctx.addIssue({ code: "custom", path: ["imap"], message: "missing: set imap (the daily email), folder, or both" });
+  });
+
+export const MeterSchema = z.discriminatedUnion("type", [DsmrMeterSchema, RavenMeterSchema, SmtMeterSchema]);
+
+/**
+ * The load advisor (src/loads/): a load the bridge recommends switching on when the meter exports enough and
+ * off when it imports, shared out by priority. Delays and minimum times in seconds, powers in W.
+ */
+export const LoadSchema = z.strictObject({
+  id,
+  name: z.string().optional(),
+  /** The configured meter whose grid power decides. */
+  meter: id,
+  /** What the load draws when on; counted against the surplus while it is on. */
+  power_w: z.number().positive(),
+  /** 1 is served first; equal priorities in the order listed. */
+  priority: z.number().int().min(1).default(1),
+  /** Surplus (export, counting what loads already on draw) needed to switch on; default power_w. */
+  on_surplus_w: z.number().min(0).optional(),
+  /** Import tolerated while on before switching off. */
+  off_import_w: z.number().min(0).default(0),
+  /** How long the condition must hold before switching; the count starts over when it breaks. */
+  on_delay: seconds.default(60),
+  off_delay: seconds.default(60),
+  min_on: seconds.default(0),
+  min_off: seconds.default(0),
+  /** Whether the quarter-hour peak guard may switch it off (or keep it off). */
+  peak_guard: z.boolean().default(false),
+  /** What to recommend when the meter's data stop for fail_safe_after seconds. */
+  fail_safe: z.enum(["off", "hold", "on"]).default("off"),
+  fail_safe_after: z.number().min(1).default(60),
+  /** Publish these payloads as the recommendation changes, for a relay Home Assistant does not drive. */
+  command: z
+    .strictObject({
+      topic: z.string().regex(/^[^#+]+$/, "expected a topic without wildcards"),
+      payload_on: z.string().default("ON"),
+      payload_off: z.string().default("OFF"),
+      retain: z.boolean().default(false),
+    })
+    .optional(),
+});
+
+/** The peak guard's limit per meter: keep the projected quarter-hour under max(limit_w, this month's peak). */
+export const PeakGuardSchema = z.strictObject({
+  meter: id,
+  /** Flanders bills at least 2.5 kW whatever the month's peak, so staying below that saves nothing. */
+  limit_w: z.number().min(0).default(2500),
+});
 
 export const ConfigSchema = z
   .strictObject({
@@ -122,6 +222,8 @@ export const ConfigSchema = z
     archive: ArchiveSchema.prefault({}),
     homeassistant: HomeAssistantSchema.prefault({}),
     meters: z.array(MeterSchema).min(1, "expected at least one meter"),
+    loads: z.array(LoadSchema).default([]),
+    peak_guard: z.array(PeakGuardSchema).default([]),
   })
   .superRefine((cfg, ctx) => {
     const seen = new Set<string>();
@@ -130,6 +232,32 @@ export const ConfigSchema = z
         ctx.addIssue({ code: "custom", path: ["meters", i, "id"], message: `duplicate meter id "${m.id}"` });
       seen.add(m.id);
     });
+    // The load advisor needs grid power as it happens; interval meters deliver yesterday's.
+    const live = cfg.meters.filter((m) => m.type === "dsmr" || m.type === "raven").map((m) => m.id);
+    const meters = live.join(", ") || "none configured";
+    const loads = new Set<string>();
+    cfg.loads.forEach((l, i) => {
+      if (loads.has(l.id)) ctx.addIssue({ code: "custom", path: ["loads", i, "id"], message: "duplicate load id" });
+      loads.add(l.id);
+      if (!live.includes(l.meter))
+        ctx.addIssue({
+          code: "custom",
+          path: ["loads", i, "meter"],
+          message: `expected the id of a live meter: ${meters}`,
+        });
+    });
+    const guarded = new Set<string>();
+    cfg.peak_guard.forEach((g, i) => {
+      if (!live.includes(g.meter))
+        ctx.addIssue({
+          code: "custom",
+          path: ["peak_guard", i, "meter"],
+          message: `expected the id of a live meter: ${meters}`,
+        });
+      else if (guarded.has(g.meter))
+        ctx.addIssue({ code: "custom", path: ["peak_guard", i, "meter"], message: "meter listed twice" });
+      guarded.add(g.meter);
+    });
   });
 
 export type Config = z.output<typeof ConfigSchema>;
@@ -137,10 +265,16 @@ export type ConfigInput = z.input<typeof ConfigSchema>;
 export type MeterConfig = Config["meters"][number];
 export type DsmrMeterConfig = z.output<typeof DsmrMeterSchema>;
 export type RavenMeterConfig = z.output<typeof RavenMeterSchema>;
+export type SmtMeterConfig = z.output<typeof SmtMeterSchema>;
 export type MqttConfig = Config["mqtt"];
 export type ArchiveConfig = Config["archive"];
+export type LoadConfig = Config["loads"][number];
 
 /** Paths of values that must never be printed. */
 export function secretsOf(cfg: Config): string[] {
-  return [cfg.mqtt.password, cfg.homeassistant.token].filter((s): s is string => typeof s === "string");
+  return [
+    cfg.mqtt.password,
+    cfg.homeassistant.token,
+    ...cfg.meters.map((m) => (m.type === "smt" ? m.imap?.password : undefined)),
+  ].filter((s): s is string => typeof s === "string");
 }

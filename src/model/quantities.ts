@@ -97,6 +97,8 @@ for (const [name, label] of [
   ["power_import_w", "Power import"],
   ["power_export_w", "Power export"],
   ["power_net_w", "Power net"],
+  // Computed by the bridge (src/derived/): export, 0 while importing; what the load advisor shares out.
+  ["power_surplus_w", "Power surplus"],
 ] as const) {
   add({
     name,
@@ -267,6 +269,17 @@ for (const q of [1, 2, 3, 4] as const) {
 add({
   name: "demand_quarter_hour_w",
   label: "Quarter-hour average demand",
+  kind: "demand",
+  type: "number",
+  unit: "W",
+  deviceClass: "power",
+  stateClass: "measurement",
+  precision: 0,
+});
+// Computed by the bridge (src/derived/): the quarter-hour's average if the current import held to its end.
+add({
+  name: "demand_quarter_hour_projected_w",
+  label: "Quarter-hour demand projected",
   kind: "demand",
   type: "number",
   unit: "W",
@@ -489,6 +502,57 @@ add({
   kind: "text",
   type: "string",
   icon: "mdi:chip",
+  entityCategory: "diagnostic",
+  archive: false,
+});
+// Interval meters (Smart Meter Texas, SmartHub): data a day late, summarised from the archive's intervals (so not
+// archived again as readings). The day's energy has neither state_class nor the energy device class on purpose:
+// HA would book each day at the moment it arrived, and offer the sensor to the Energy dashboard; the hourly
+// energy goes there as external statistics instead (src/outputs/statistics/).
+for (const dir of ["import", "export"] as const) {
+  add({
+    name: `energy_${dir}_last_day_kwh`,
+    label: `Energy ${dir} last full day`,
+    kind: "energy",
+    type: "number",
+    unit: "kWh",
+    precision: 3,
+    icon: dir === "import" ? "mdi:transmission-tower-import" : "mdi:transmission-tower-export",
+    archive: false,
+  });
+}
+add({
+  name: "last_day",
+  label: "Last full day",
+  kind: "text",
+  type: "string",
+  deviceClass: "date",
+  archive: false,
+});
+add({
+  name: "interval_end_at",
+  label: "Newest interval end",
+  kind: "timestamp",
+  type: "string",
+  deviceClass: "timestamp",
+  entityCategory: "diagnostic",
+  archive: false,
+});
+add({
+  name: "import_status",
+  label: "Import status",
+  kind: "text",
+  type: "string",
+  icon: "mdi:email-sync-outline",
+  entityCategory: "diagnostic",
+  archive: false,
+});
+add({
+  name: "import_checked_at",
+  label: "Import checked",
+  kind: "timestamp",
+  type: "string",
+  deviceClass: "timestamp",
   entityCategory: "diagnostic",
   archive: false,
 });

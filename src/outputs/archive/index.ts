@@ -6,7 +6,8 @@ import type { MeterInfo, Reading } from "../../model/types.js";
 import { type Clock, systemClock, type Timer } from "../../util/clock.js";
 import { type Logger, rootLogger } from "../../util/log.js";
 import { openReadOnly } from "./db.js";
-import type { Batch, FromWorker, MeterRow, WorkerInit } from "./protocol.js";
+import type { IntervalStore } from "./intervals.js";
+import type { Batch, Call, FromWorker, MeterRow, WorkerInit } from "./protocol.js";
 
 /** Rows are posted to the worker at least this often… */
 const BATCH_DELAY_MS = 1000;
@@ -101,6 +102,13 @@ interface Pending extends Batch {
 
 type MeterUpsert = { id: string; name?: string; type: string } & Partial<MeterInfo>;
 
+interface PendingCall {
+  message: Call;
+  posted: boolean;
+  resolve(value: unknown): void;
+  reject(err: Error): void;
+}
+
 /**
  * The SQLite archive. Rows are gathered here on the main thread and written by a worker thread with
  * its own connection (see worker.ts), one transaction per batch; nothing on the meter→MQTT path waits
@@ -139,6 +147,8 @@ export class Archive {
   private stopping: Promise<void> | null = null;
   /** Set by stop(): add() ignores readings and failures are retried at once, a few times. */
   private closing = false;
+  private readonly calls = new Map<number, PendingCall>();
+  private callSeq = 0;
 
   constructor(
     private readonly cfg: ArchiveConfig,
@@ -186,6 +196,29 @@ export class Archive {
   flush(): Promise<void> {
     this.seal();
     return this.settled(this.seq);
+  }
+
+  /**
+   * Runs one IntervalStore method (intervals, the IMAP cursor, statistics bookkeeping) in the worker, on its
+   * connection: reads see every write posted before them, and the main thread never waits for the disk.
+   * A call made while the worker (re)starts waits for it; one the worker had when it died is rejected, since
+   * whether its transaction committed is unknown (every write through here is idempotent, so callers retry).
+   */
+  call<K extends keyof IntervalStore>(
+    method: K,
+    ...args: Parameters<IntervalStore[K]>
+  ): Promise<ReturnType<IntervalStore[K]>> {
+    if (this.closing) return Promise.reject(new Error("the archive is stopping"));
+    return new Promise((resolve, reject) => {
+      const id = ++this.callSeq;
+      this.calls.set(id, {
+        message: { type: "call", id, method, args },
+        posted: false,
+        resolve: resolve as (value: unknown) => void,
+        reject,
+      });
+      this.postCalls();
+    });
   }
 
   stop(): Promise<void> {
@@ -312,6 +345,31 @@ export class Archive {
 
   // ── writing ────────────────────────────────────────────────────────────────────────────────────
 
+  private postCalls(): void {
+    if (!this.ready || !this.worker) return;
+    for (const c of this.calls.values()) {
+      if (c.posted) continue;
+      c.posted = true;
+      this.worker.postMessage(c.message);
+    }
+  }
+
+  private onReply(m: Extract<FromWorker, { type: "reply" }>): void {
+    const c = this.calls.get(m.id);
+    if (!c) return;
+    this.calls.delete(m.id);
+    if (m.ok) c.resolve(m.value);
+    else c.reject(new Error(m.error));
+  }
+
+  private failCalls(reason: string, all: boolean): void {
+    for (const [id, c] of this.calls) {
+      if (!all && !c.posted) continue;
+      this.calls.delete(id);
+      c.reject(new Error(reason));
+    }
+  }
+
   private pump(): void {
     if (!this.ready || !this.worker || this.inflight || this.retryTimer) return;
     const next = this.queue.shift();
@@ -415,6 +473,7 @@ export class Archive {
             if (m.migrations.length > 0) this.log.info(`${this.cfg.path}: applied ${m.migrations.join(", ")}`);
             resolve();
             this.pump();
+            this.postCalls();
             break;
           case "fatal":
             fatal = m.error;
@@ -424,6 +483,9 @@ export class Archive {
             break;
           case "failed":
             this.onFailed(m.seq, m.error);
+            break;
+          case "reply":
+            this.onReply(m);
             break;
           case "closed":
             break;
@@ -438,6 +500,7 @@ export class Archive {
         if (this.worker !== worker) return;
         this.worker = null;
         this.ready = false;
+        this.failCalls("the archive worker ended", this.closing);
         if (!opened) {
           reject(new Error(fatal ?? `archive worker exited with code ${code} before opening ${this.cfg.path}`));
           return;
@@ -492,7 +555,10 @@ export class Archive {
       this.abandon(this.spawning ? "the archive worker is not running" : "the archive was never started");
     }
     const worker = this.worker;
-    if (!worker) return;
+    if (!worker) {
+      this.failCalls("the archive was stopped", true);
+      return;
+    }
     this.ready = false;
     worker.postMessage({ type: "close" });
     // A real timer: this only guards against a worker stuck in native code and must fire whatever clock runs the app.

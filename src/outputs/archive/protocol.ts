@@ -1,5 +1,7 @@
 /** Messages between the Archive (main thread) and its writer worker. */
 
+import type { IntervalStore } from "./intervals.js";
+
 export interface MeterRow {
   id: string;
   name: string | null;
@@ -33,11 +35,21 @@ export interface WorkerInit {
   stringColumns: string[];
 }
 
-export type ToWorker = { type: "batch"; batch: Batch } | { type: "close" };
+/** A call of one IntervalStore method (src/outputs/archive/intervals.ts), answered by a `reply` with the same id. */
+export interface Call {
+  type: "call";
+  id: number;
+  method: keyof IntervalStore;
+  args: unknown[];
+}
+
+export type ToWorker = { type: "batch"; batch: Batch } | Call | { type: "close" };
 
 export type FromWorker =
   | { type: "ready"; migrations: string[] }
   | { type: "fatal"; error: string }
   | { type: "done"; seq: number; inserted: number; ms: number }
   | { type: "failed"; seq: number; error: string }
+  | { type: "reply"; id: number; ok: true; value: unknown }
+  | { type: "reply"; id: number; ok: false; error: string }
   | { type: "closed" };

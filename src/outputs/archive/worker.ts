@@ -1,6 +1,7 @@
 import { parentPort, workerData } from "node:worker_threads";
 import type Database from "better-sqlite3";
 import { migrate, missingColumns, openWritable, sqlDir } from "./db.js";
+import { type IntervalStore, intervalStore } from "./intervals.js";
 import type { Batch, FromWorker, MeterRow, ToWorker, WorkerInit } from "./protocol.js";
 
 /**
@@ -75,6 +76,7 @@ function prepare(db: Database.Database): (batch: Batch) => number {
 
 let db: Database.Database | undefined;
 let write: ((batch: Batch) => number) | undefined;
+let store: IntervalStore | undefined;
 try {
   db = openWritable(init.path);
   const migrations = migrate(db, sqlDir());
@@ -83,6 +85,7 @@ try {
     throw new Error(`the readings table lacks the columns ${missing.join(", ")}: add a migration under sql/`);
   }
   write = prepare(db);
+  store = intervalStore(db);
   send({ type: "ready", migrations });
 } catch (err) {
   try {
@@ -103,6 +106,15 @@ port.on("message", (m: ToWorker) => {
     } catch (err) {
       send({ type: "failed", seq: m.batch.seq, error: errorText(err) });
     }
+  } else if (m.type === "call") {
+    // Calls run in arrival order with the batches, on the one connection: a read sees every write posted before it.
+    try {
+      if (!store) throw new Error("the archive is not open");
+      const fn = store[m.method] as (...args: unknown[]) => unknown;
+      send({ type: "reply", id: m.id, ok: true, value: fn(...m.args) });
+    } catch (err) {
+      send({ type: "reply", id: m.id, ok: false, error: errorText(err) });
+    }
   } else if (m.type === "close") {
     try {
       // Cheap upkeep SQLite recommends before closing a long-lived connection; it refreshes planner stats.
@@ -111,6 +123,7 @@ port.on("message", (m: ToWorker) => {
     } catch {}
     db = undefined;
     write = undefined;
+    store = undefined;
     send({ type: "closed" });
     port.close();
   }

@@ -27,6 +27,8 @@ export interface DiscoveryDevice {
   model?: string;
   serial_number?: string;
   sw_version?: string;
+  /** identifiers[0] of the device this one is reached through (a load's device names its meter's). */
+  via_device?: string;
 }
 
 export interface DiscoveryOrigin {
@@ -51,6 +53,8 @@ export interface SensorDiscovery {
   device_class?: string;
   state_class?: StateClass;
   suggested_display_precision?: number;
+  /** The states of a device_class "enum" sensor. */
+  options?: string[];
   icon?: string;
   entity_category?: "diagnostic";
   enabled_by_default?: false;
@@ -59,6 +63,41 @@ export interface SensorDiscovery {
   device: DiscoveryDevice;
   origin: DiscoveryOrigin;
 }
+
+/** The keys every entity this bridge announces carries, whatever its component. */
+export type EntityDiscoveryBase = Pick<
+  SensorDiscovery,
+  | "name"
+  | "unique_id"
+  | "object_id"
+  | "default_entity_id"
+  | "icon"
+  | "entity_category"
+  | "enabled_by_default"
+  | "availability"
+  | "availability_mode"
+  | "device"
+  | "origin"
+>;
+
+/** The subset of HA's MQTT binary_sensor schema this bridge sends. */
+export interface BinarySensorDiscovery extends EntityDiscoveryBase {
+  state_topic: string;
+  value_template: string;
+  payload_on: string;
+  payload_off: string;
+  device_class?: string;
+}
+
+/** The subset of HA's MQTT select schema: the option picked in HA is published to command_topic. */
+export interface SelectDiscovery extends EntityDiscoveryBase {
+  state_topic: string;
+  value_template: string;
+  command_topic: string;
+  options: string[];
+}
+
+export type EntityComponent = "sensor" | "binary_sensor" | "select";
 
 export interface DiscoveryMessage {
   topic: string;
@@ -90,6 +129,16 @@ export function nodeId(baseTopic: string, meterId: string): string {
 
 export function discoveryTopic(discoveryPrefix: string, baseTopic: string, meterId: string, quantity: string): string {
   return `${discoveryPrefix}/sensor/${nodeId(baseTopic, meterId)}/${quantity}/config`;
+}
+
+/** `<prefix>/<component>/<node>/<object>/config`, for entities that are not meter quantities. */
+export function componentDiscoveryTopic(
+  discoveryPrefix: string,
+  component: EntityComponent,
+  node: string,
+  objectId: string,
+): string {
+  return `${discoveryPrefix}/${component}/${node}/${objectId}/config`;
 }
 
 export function deviceOf(ctx: Pick<DiscoveryContext, "baseTopic" | "meter" | "info">): DiscoveryDevice {

@@ -58,6 +58,9 @@ interface MeterEntry {
   flush?: { timer: Timer; at: number };
 }
 
+/** `retained`: replayed by the broker on subscribe rather than published since. */
+export type MessageHandler = (payload: string, retained: boolean) => void;
+
 export interface MqttOutputOptions {
   clock?: Clock;
   log?: Logger;
@@ -81,6 +84,12 @@ export class MqttOutput {
   private readonly sentDiscovery = new Map<string, string>();
   private readonly warnedNames = new Set<string>();
   private readonly warnedMeters = new Set<string>();
+  /** Discovery of entities that are not meter quantities (see announceEntities), JSON by topic. */
+  private readonly extraDiscovery = new Map<string, string>();
+  /** Messages sent again after each reconnect (see publishState). */
+  private readonly kept = new Map<string, { payload: string; retain: boolean }>();
+  /** Handlers of topics subscribed through subscribe(), which are subscribed again on each reconnect. */
+  private readonly handlers = new Map<string, Set<MessageHandler>>();
 
   private client?: MqttClient;
   private connectedOnce = false;
@@ -241,6 +250,70 @@ export class MqttOutput {
     return this.stopping;
   }
 
+  // ── For features beside the meters (the load advisor): entities, states and commands of their own ──────────
+
+  /** The `origin` every discovery payload of this bridge carries. */
+  get discoveryOrigin(): DiscoveryOrigin {
+    return this.origin;
+  }
+
+  /**
+   * Discovery configs of entities that are not meter quantities, sent like the meters' own: retained, skipped when
+   * unchanged, again after a reconnect and when Home Assistant comes back online. Nothing is sent with discovery off.
+   */
+  announceEntities(messages: readonly { topic: string; payload: object }[]): void {
+    if (this.stopping) return;
+    for (const { topic, payload } of messages) {
+      const json = JSON.stringify(payload);
+      this.extraDiscovery.set(topic, json);
+      if (!this.cfg.discovery || !this.client?.connected || this.sentDiscovery.get(topic) === json) continue;
+      this.sentDiscovery.set(topic, json);
+      this.stats.discoveryPublished++;
+      this.publish(topic, json, 1);
+    }
+  }
+
+  /**
+   * A message the broker must hold the latest of (an entity's state, a relay's command): skipped when unchanged,
+   * and sent again after each reconnect, since a broker without persistence forgets retained messages and a
+   * device may have missed a command while the link was down. QoS 1, retained unless told otherwise.
+   */
+  publishState(topic: string, payload: string, opts: { retain?: boolean } = {}): void {
+    if (this.stopping) return;
+    const retain = opts.retain ?? true;
+    const prev = this.kept.get(topic);
+    this.kept.set(topic, { payload, retain });
+    if (prev?.payload === payload && prev.retain === retain) return;
+    if (this.client?.connected) this.publish(topic, payload, 1, retain);
+  }
+
+  /**
+   * Calls `handler` with each message on `topic` (an exact topic, no wildcards), including the retained one the
+   * broker replays; subscribed again after each reconnect. Returns the function that ends it.
+   */
+  subscribe(topic: string, handler: MessageHandler): () => void {
+    let set = this.handlers.get(topic);
+    if (!set) {
+      set = new Set();
+      this.handlers.set(topic, set);
+      if (this.client?.connected) this.subscribeTopic(topic);
+    }
+    set.add(handler);
+    const handlers = set;
+    return () => {
+      handlers.delete(handler);
+      if (handlers.size > 0 || this.handlers.get(topic) !== handlers) return;
+      this.handlers.delete(topic);
+      if (this.client?.connected && !this.stopping) this.client.unsubscribe(topic);
+    };
+  }
+
+  private subscribeTopic(topic: string): void {
+    this.client?.subscribe(topic, { qos: 1 }, (err) => {
+      if (err) this.log.warn(`cannot subscribe to ${topic}: ${this.scrub(err.message)}`);
+    });
+  }
+
   private async shutdown(): Promise<void> {
     for (const m of this.meters.values()) this.clearFlush(m);
     const client = this.client;
@@ -282,6 +355,7 @@ export class MqttOutput {
       this.client?.subscribe(haStatusTopic(this.cfg.discovery_prefix), { qos: 1 }, (err) => {
         if (err) this.log.warn(`cannot subscribe to Home Assistant's status: ${this.scrub(err.message)}`);
       });
+    for (const topic of this.handlers.keys()) this.subscribeTopic(topic);
     this.republish();
   }
 
@@ -295,6 +369,16 @@ export class MqttOutput {
   }
 
   private onMessage(topic: string, payload: string, retained: boolean): void {
+    const handlers = this.handlers.get(topic);
+    if (handlers) {
+      for (const handler of [...handlers])
+        try {
+          handler(payload, retained);
+        } catch (err) {
+          this.log.error(`handler of ${topic} failed: ${(err as Error).message}`);
+        }
+      return;
+    }
     // A retained `online` is an old announcement replayed on subscribe; the connect just re-sent everything.
     if (topic !== haStatusTopic(this.cfg.discovery_prefix) || payload !== "online" || retained) return;
     this.log.info("Home Assistant came online: sending discovery and states again");
@@ -312,6 +396,13 @@ export class MqttOutput {
       this.clearFlush(m);
       if (!m.state.empty) this.sendState(m, m.state.takeAll(now));
     }
+    for (const [topic, json] of this.extraDiscovery)
+      if (this.cfg.discovery) {
+        this.sentDiscovery.set(topic, json);
+        this.stats.discoveryPublished++;
+        this.publish(topic, json, 1);
+      }
+    for (const [topic, { payload, retain }] of this.kept) this.publish(topic, payload, 1, retain);
   }
 
   private meter(id: string): MeterEntry | undefined {
@@ -404,8 +495,8 @@ export class MqttOutput {
     m.flush = undefined;
   }
 
-  private publish(topic: string, payload: string, qos: 0 | 1): void {
-    this.client?.publish(topic, payload, { qos, retain: true }, (err) => {
+  private publish(topic: string, payload: string, qos: 0 | 1, retain = true): void {
+    this.client?.publish(topic, payload, { qos, retain }, (err) => {
       if (err) this.log.debug(() => `not published to ${topic}: ${this.scrub(err.message)}`);
     });
   }

@@ -1,0 +1,115 @@
+/**
+ * The load advisor as the app runs it: the configured loads, fed from the bus, published through the MQTT
+ * output's extension points (entities, retained states, a command topic per load), plus each load's optional
+ * direct command for relays Home Assistant does not drive (Tasmota, Shelly).
+ */
+import type { Bus } from "../bus.js";
+import type { Config, LoadConfig } from "../config/schema.js";
+import type { MqttOutput } from "../outputs/mqtt/index.js";
+import type { Clock } from "../util/clock.js";
+import { type Logger, rootLogger } from "../util/log.js";
+import { type AdvisedLoad, LoadAdvisor, type LoadSnapshot } from "./advisor.js";
+import { MODES, type Mode } from "./control.js";
+import { loadDiscovery, loadModeTopic, loadStateMessage, loadStateTopic, parseLoadState } from "./discovery.js";
+
+export { type AdvisedLoad, LoadAdvisor, type LoadSnapshot } from "./advisor.js";
+export { LoadGroup, type LoadSpec, type LoadStatus, MODES, type Mode, REASONS, type Reason } from "./control.js";
+export * from "./discovery.js";
+
+const OWNER = "loads";
+
+export function advisedLoad(l: LoadConfig): AdvisedLoad {
+  return {
+    id: l.id,
+    meter: l.meter,
+    powerW: l.power_w,
+    priority: l.priority,
+    onSurplusW: l.on_surplus_w ?? l.power_w,
+    offImportW: l.off_import_w,
+    onDelayMs: l.on_delay * 1000,
+    offDelayMs: l.off_delay * 1000,
+    minOnMs: l.min_on * 1000,
+    minOffMs: l.min_off * 1000,
+    peakGuard: l.peak_guard,
+    failSafe: l.fail_safe,
+    failSafeAfterMs: l.fail_safe_after * 1000,
+  };
+}
+
+export class LoadAdvisorService {
+  readonly advisor: LoadAdvisor;
+  private readonly loads: ReadonlyMap<string, LoadConfig>;
+  private readonly log: Logger;
+  private mqtt?: MqttOutput;
+  private readonly unsubscribe: (() => void)[] = [];
+
+  constructor(
+    private readonly config: Pick<Config, "loads" | "peak_guard" | "mqtt">,
+    opts: { clock?: Clock; log?: Logger } = {},
+  ) {
+    this.log = opts.log ?? rootLogger.child("loads");
+    this.loads = new Map(config.loads.map((l) => [l.id, l]));
+    this.advisor = new LoadAdvisor(
+      config.loads.map(advisedLoad),
+      Object.fromEntries(config.peak_guard.map((g) => [g.meter, g.limit_w])),
+      { clock: opts.clock, log: this.log },
+    );
+    this.advisor.onChange((s) => this.publish(s));
+  }
+
+  start(bus: Bus): void {
+    bus.subscribe(OWNER, "reading", (r) => this.advisor.onReading(r));
+    this.advisor.start();
+    this.log.info(`load advisor: ${[...this.loads.values()].map((l) => `${l.id} on ${l.meter}`).join(", ")}`);
+  }
+
+  /** Called once the MQTT output is connected: entities, mode commands, and what is known so far. */
+  attach(mqtt: MqttOutput): void {
+    this.mqtt = mqtt;
+    const base = this.config.mqtt.base_topic;
+    for (const l of this.loads.values()) {
+      mqtt.announceEntities(
+        loadDiscovery({
+          discoveryPrefix: this.config.mqtt.discovery_prefix,
+          baseTopic: base,
+          origin: mqtt.discoveryOrigin,
+          load: { id: l.id, name: l.name, meter: l.meter, powerW: l.power_w },
+        }),
+      );
+      this.unsubscribe.push(
+        mqtt.subscribe(loadModeTopic(base, l.id), (payload) => {
+          const mode = payload.trim().toLowerCase();
+          if (MODES.includes(mode as Mode)) this.advisor.setMode(l.id, mode as Mode);
+          else this.log.warn(`${l.id}: mode "${payload.slice(0, 40)}" ignored, expected ${MODES.join(", ")}`);
+        }),
+      );
+      // The previous run's retained state: the first message on our own topic, then no more (it echoes ours).
+      const stateTopic = loadStateTopic(base, l.id);
+      const stop = mqtt.subscribe(stateTopic, (payload, retained) => {
+        stop();
+        const previous = retained ? parseLoadState(payload) : undefined;
+        if (previous && this.advisor.restore(l.id, previous))
+          this.log.info(`${l.id}: carrying on from the last run: ${previous.on ? "on" : "off"}, mode ${previous.mode}`);
+      });
+      this.unsubscribe.push(stop);
+    }
+    for (const s of this.advisor.snapshots()) this.publish(s);
+  }
+
+  stop(bus: Bus): void {
+    this.advisor.stop();
+    bus.unsubscribeAll(OWNER);
+    for (const u of this.unsubscribe.splice(0)) u();
+  }
+
+  private publish(s: LoadSnapshot): void {
+    const mqtt = this.mqtt;
+    const l = this.loads.get(s.id);
+    if (!mqtt || !l) return;
+    mqtt.publishState(loadStateTopic(this.config.mqtt.base_topic, s.id), JSON.stringify(loadStateMessage(s)));
+    if (l.command)
+      mqtt.publishState(l.command.topic, s.on ? l.command.payload_on : l.command.payload_off, {
+        retain: l.command.retain,
+      });
+  }
+}
