@@ -62,38 +62,37 @@ export class TelegramFramer {
         continue;
       }
       if (this.bang < 0) {
-        // Look for '!' and for a new '/' at a line start, which means this telegram was cut short.
-        let i = Math.max(1, this.scanned);
+        // Look for '!' and for a new '/' at a line start, which means this telegram was cut short. Native
+        // searches (indexOf) rather than a byte loop: this scan was most of the framer's time.
+        const from = Math.max(1, this.scanned);
+        const bang = buf.indexOf(BANG, from);
         let restart = -1;
-        for (; i < buf.length; i++) {
-          const c = buf[i]!;
-          if (c === BANG) break;
-          if (c === SLASH && (buf[i - 1] === LF || buf[i - 1] === CR)) {
-            restart = i;
+        for (let k = buf.indexOf(SLASH, from); k >= 0 && (bang < 0 || k < bang); k = buf.indexOf(SLASH, k + 1)) {
+          if (buf[k - 1] === LF || buf[k - 1] === CR) {
+            restart = k;
             break;
           }
-          if (i >= this.maxBytes) break;
         }
-        if (restart > 0) {
+        if (restart > 0 && restart < this.maxBytes) {
           out.push({ rejected: "truncated telegram: a new one started before '!'", bytes: restart });
           this.buf = buf.subarray(restart);
           this.scanned = 0;
           continue;
         }
-        if (i >= this.maxBytes) {
-          out.push({ rejected: `telegram longer than ${this.maxBytes} bytes without '!'`, bytes: i });
-          this.buf = buf.subarray(i);
+        if (bang < 0 || bang >= this.maxBytes) {
+          if (buf.length <= this.maxBytes) {
+            this.scanned = buf.length;
+            return;
+          }
+          out.push({ rejected: `telegram longer than ${this.maxBytes} bytes without '!'`, bytes: this.maxBytes });
+          // Resync on the next '/' after the cap (the loop skips to it as garbage).
+          this.buf = buf.subarray(this.maxBytes);
+          if (this.buf[0] === SLASH) this.buf = this.buf.subarray(1);
           this.scanned = 0;
           this.garbageBytes = 0;
-          // Resync on the next '/' (the loop skips to it as garbage).
-          if (this.buf[0] === SLASH) this.buf = this.buf.subarray(1);
           continue;
         }
-        if (i >= buf.length) {
-          this.scanned = buf.length;
-          return;
-        }
-        this.bang = i;
+        this.bang = bang;
       }
       // After '!': up to four CRC hex digits, then the line end.
       let j = this.bang + 1;
