@@ -4,18 +4,17 @@
  * real SQLite file. The device vanishes and comes back, the broker restarts mid-stream, and SIGTERM
  * ends it all: every telegram written while the port was open must be in the archive.
  */
-import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openArchiveReadOnly } from "../src/outputs/archive/index.js";
 import { dsmr5Telegram, simulate } from "../src/sources/dsmr/build.js";
 import { decodeTelegram } from "../src/sources/dsmr/decode.js";
+import { type BridgeProcess, startBridge } from "./helpers/bridge.js";
 import { type Collector, collect, type Mosquitto, startMosquitto, until } from "./helpers/mosquitto.js";
 import { type PtyPair, startPtyPair } from "./helpers/pty.js";
 
-const ROOT = join(import.meta.dirname, "..");
 const states = simulate(Date.UTC(2026, 10, 21, 8, 0, 0), 60, 10);
 const telegrams = states.map((s) => dsmr5Telegram(s));
 const iso = (ms: number): string => new Date(ms).toISOString();
@@ -25,9 +24,8 @@ describe("DSMR over a pseudo-terminal to mosquitto and SQLite", () => {
   let broker: Mosquitto;
   let pty: PtyPair;
   let sub: Collector;
-  let bridge: ChildProcess;
-  let log = "";
-  let exit: Promise<number | null>;
+  let bridge: BridgeProcess;
+  const log = (): string => bridge.log();
   const written: number[] = [];
 
   async function send(i: number): Promise<void> {
@@ -42,35 +40,24 @@ describe("DSMR over a pseudo-terminal to mosquitto and SQLite", () => {
     broker = await startMosquitto();
     pty = await startPtyPair(dir);
     sub = await collect(broker.url, ["meter2mqtt/#", "homeassistant/#"]);
-    const config = join(dir, "config.yaml");
-    writeFileSync(
-      config,
-      [
-        "mqtt:",
-        `  url: ${broker.url}`,
-        "  min_interval: {energy: 0, power: 0, demand: 0, voltage: 0, current: 0}",
-        "archive:",
-        `  path: ${join(dir, "archive.sqlite")}`,
-        "  interval: 0",
-        "meters:",
-        `  - {id: p1, name: Meter cupboard, type: dsmr, port: ${pty.device}, baud: 115200, timeout: 20}`,
-        "",
-      ].join("\n"),
-    );
-    bridge = spawn(process.execPath, ["--import", "tsx", "src/cli.ts", "run", "--config", config], {
-      cwd: ROOT,
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    bridge.stdout!.on("data", (d: Buffer) => (log += d.toString()));
-    bridge.stderr!.on("data", (d: Buffer) => (log += d.toString()));
-    exit = new Promise((r) => bridge.once("exit", (code) => r(code)));
+    bridge = startBridge(dir, [
+      "mqtt:",
+      `  url: ${broker.url}`,
+      "  min_interval: {energy: 0, power: 0, demand: 0, voltage: 0, current: 0}",
+      "archive:",
+      `  path: ${join(dir, "archive.sqlite")}`,
+      "  interval: 0",
+      "meters:",
+      `  - {id: p1, name: Meter cupboard, type: dsmr, port: ${pty.device}, baud: 115200, timeout: 20}`,
+      "",
+    ]);
     await sub.waitFor((m) => m.topic === "meter2mqtt/bridge/state" && m.payload === "online", 20_000);
-    await until(() => /\bopen\b/.test(log), 10_000, "the port to be opened");
+    await until(() => /\bopen\b/.test(log()), 10_000, "the port to be opened");
   }, 60_000);
 
   afterAll(async () => {
-    if (process.env.E2E_LOG) console.log(log);
-    if (bridge.exitCode === null) bridge.kill("SIGKILL");
+    if (process.env.E2E_LOG) console.log(log());
+    bridge?.kill();
     await sub?.close();
     await pty?.stop();
     await broker?.stop();
@@ -133,7 +120,7 @@ describe("DSMR over a pseudo-terminal to mosquitto and SQLite", () => {
     );
     const six = decodeTelegram(telegrams[6]!);
     expect(six.ok && JSON.parse(after.payload).energy_import_kwh).toBe(six.ok && six.telegram.values.energy_import_kwh);
-    expect(log).toMatch(/telegram rejected: CRC mismatch/);
+    expect(log()).toMatch(/telegram rejected: CRC mismatch/);
   });
 
   it("recovers by itself when the USB device vanishes and comes back, logging it once", async () => {
@@ -146,12 +133,12 @@ describe("DSMR over a pseudo-terminal to mosquitto and SQLite", () => {
     written.push(states[7]!.time);
     const deadline = Date.now() + 30_000;
     while (!sub.messages.some(stateAt(states[7]!.time))) {
-      if (Date.now() > deadline) throw new Error(`the bridge did not reopen the device:\n${log}`);
+      if (Date.now() > deadline) throw new Error(`the bridge did not reopen the device:\n${log()}`);
       await pty.write(telegrams[7]!);
       await new Promise((r) => setTimeout(r, 500));
     }
-    expect(log).toMatch(/back after/);
-    expect(log.match(/ lost: /g)).toHaveLength(1);
+    expect(log()).toMatch(/back after/);
+    expect(log().match(/ lost: /g)).toHaveLength(1);
     for (let i = 8; i < 12; i++) await send(i);
     await sub.waitFor(stateAt(states[11]!.time), 10_000);
     await sub.waitFor((m) => m.topic === "meter2mqtt/p1/availability" && m.payload === "online", 5000);
@@ -177,8 +164,8 @@ describe("DSMR over a pseudo-terminal to mosquitto and SQLite", () => {
     for (let i = 25; i < 30; i++) await send(i);
     await sub.waitFor(stateAt(states[29]!.time), 10_000);
     sub.clear();
-    bridge.kill("SIGTERM");
-    expect(await exit).toBe(0);
+    bridge.child.kill("SIGTERM");
+    expect(await bridge.exit).toBe(0);
     await sub.waitFor((m) => m.topic === "meter2mqtt/bridge/state" && m.payload === "offline", 5000);
 
     const db = openArchiveReadOnly(join(dir, "archive.sqlite"));

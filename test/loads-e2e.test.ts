@@ -7,8 +7,7 @@
  * The telegrams play a closed loop: each one's grid power counts the loads as the previous row recommended them
  * (the relays follow the advice), and the meter's own quarter-hour register (1-0:1.4.0) integrates the import.
  */
-import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -20,11 +19,11 @@ import { openArchiveReadOnly } from "../src/outputs/archive/index.js";
 import { fluviusTelegram, type MeterState } from "../src/sources/dsmr/build.js";
 import { decodeTelegram } from "../src/sources/dsmr/decode.js";
 import { ManualClock } from "../src/util/clock.js";
+import { type BridgeProcess, startBridge } from "./helpers/bridge.js";
 import { recordingLog } from "./helpers/log.js";
 import { type Collected, type Collector, collect, type Mosquitto, startMosquitto, until } from "./helpers/mosquitto.js";
 import { type PtyPair, startPtyPair } from "./helpers/pty.js";
 
-const ROOT = join(import.meta.dirname, "..");
 const START = Date.UTC(2026, 5, 15, 10, 30, 0); // 12:30 in Brussels, the start of a quarter-hour
 const STEP_S = 10;
 const HOUSE_W = 300;
@@ -166,48 +165,36 @@ describe("load advisor: telegrams in a pseudo-terminal to recommendations on mos
   let broker: Mosquitto;
   let pty: PtyPair;
   let sub: Collector;
-  let bridge: ChildProcess;
-  let log = "";
-  let exit: Promise<number | null>;
+  let bridge: BridgeProcess;
+  const log = (): string => bridge.log();
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), "m2m-loads-e2e-"));
     broker = await startMosquitto();
     pty = await startPtyPair(dir);
     sub = await collect(broker.url, ["meter2mqtt/#", "homeassistant/#", "shellies/#"]);
-    const config = join(dir, "config.yaml");
-    writeFileSync(
-      config,
-      [
-        "mqtt:",
-        `  url: ${broker.url}`,
-        "  min_interval: {energy: 0, power: 0, demand: 0, voltage: 0, current: 0}",
-        "archive:",
-        `  path: ${join(dir, "archive.sqlite")}`,
-        "  interval: 0",
-        "meters:",
-        `  - {id: home, name: Home, type: dsmr, port: ${pty.device}, baud: 115200, timezone: Europe/Brussels}`,
-        LOADS_YAML,
-      ].join("\n"),
-    );
-    bridge = spawn(process.execPath, ["--import", "tsx", "src/cli.ts", "run", "--config", config], {
-      cwd: ROOT,
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    bridge.stdout!.on("data", (d: Buffer) => (log += d.toString()));
-    bridge.stderr!.on("data", (d: Buffer) => (log += d.toString()));
-    exit = new Promise((r) => bridge.once("exit", (code) => r(code)));
+    bridge = startBridge(dir, [
+      "mqtt:",
+      `  url: ${broker.url}`,
+      "  min_interval: {energy: 0, power: 0, demand: 0, voltage: 0, current: 0}",
+      "archive:",
+      `  path: ${join(dir, "archive.sqlite")}`,
+      "  interval: 0",
+      "meters:",
+      `  - {id: home, name: Home, type: dsmr, port: ${pty.device}, baud: 115200, timezone: Europe/Brussels}`,
+      LOADS_YAML,
+    ]);
     await sub.waitFor((m) => m.topic === "meter2mqtt/bridge/state" && m.payload === "online", 20_000);
-    await until(() => /\bopen\b/.test(log), 10_000, "the port to be opened");
+    await until(() => /\bopen\b/.test(log()), 10_000, "the port to be opened");
   }, 60_000);
 
   afterAll(async () => {
     if (process.env.E2E_LOG) {
-      console.log(log);
+      console.log(log());
       for (const m of sub.messages)
         if (/^(meter2mqtt\/loads\/|shellies\/|homeassistant\/select\/)/.test(m.topic)) console.log(m.topic, m.payload);
     }
-    if (bridge && bridge.exitCode === null) bridge.kill("SIGKILL");
+    bridge?.kill();
     await sub?.close();
     await pty?.stop();
     await broker?.stop();
@@ -283,12 +270,12 @@ describe("load advisor: telegrams in a pseudo-terminal to recommendations on mos
     const silence = Date.parse(body(boiler).time as string) - timeOf(TABLE.length - 1);
     expect(silence).toBeGreaterThanOrEqual(FAIL_SAFE_S * 1000);
     expect(silence).toBeLessThan(FAIL_SAFE_S * 1000 + 10_000);
-    expect(log).toMatch(/no grid power for 5 s: boiler, ev to their fail-safe state/);
+    expect(log()).toMatch(/no grid power for 5 s: boiler, ev to their fail-safe state/);
   }, 20_000);
 
   it("archives the derived quantities, and exits cleanly", async () => {
-    bridge.kill("SIGTERM");
-    expect(await exit).toBe(0);
+    bridge.child.kill("SIGTERM");
+    expect(await bridge.exit).toBe(0);
     const db = openArchiveReadOnly(join(dir, "archive.sqlite"));
     const row = db
       .prepare("SELECT power_surplus_w, demand_quarter_hour_projected_w FROM readings WHERE time = ?")

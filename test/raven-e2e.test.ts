@@ -4,17 +4,16 @@
  * publishes to a real mosquitto and archives to a real SQLite file. The emulator once sends garbage and once
  * disappears like an unplugged stick; SIGTERM ends it all.
  */
-import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openArchiveReadOnly } from "../src/outputs/archive/index.js";
+import { type BridgeProcess, startBridge } from "./helpers/bridge.js";
 import { EMU2_FIRMWARE, EMU2_IDS, Emu2 } from "./helpers/emu2.js";
 import { type Collected, type Collector, collect, type Mosquitto, startMosquitto, until } from "./helpers/mosquitto.js";
 import { type PtyPair, startPtyPair } from "./helpers/pty.js";
 
-const ROOT = join(import.meta.dirname, "..");
 const STATE = "meter2mqtt/emu/state";
 type State = Record<string, number | string>;
 
@@ -24,9 +23,8 @@ describe("EMU-2 over a pseudo-terminal to mosquitto and SQLite", () => {
   let pty: PtyPair;
   let emu: Emu2;
   let sub: Collector;
-  let bridge: ChildProcess;
-  let log = "";
-  let exit: Promise<number | null>;
+  let bridge: BridgeProcess;
+  const log = (): string => bridge.log();
 
   const states = (): State[] => sub.messages.filter((m) => m.topic === STATE).map((m) => JSON.parse(m.payload));
   /** The first state (already received or arriving within the timeout) that has all of `want`. */
@@ -60,35 +58,24 @@ describe("EMU-2 over a pseudo-terminal to mosquitto and SQLite", () => {
     emu = new Emu2(pty);
     await emu.open();
     sub = await collect(broker.url, ["meter2mqtt/#", "homeassistant/#"]);
-    const config = join(dir, "config.yaml");
-    writeFileSync(
-      config,
-      [
-        "mqtt:",
-        `  url: ${broker.url}`,
-        "  min_interval: {energy: 0, power: 0, demand: 0}",
-        "archive:",
-        `  path: ${join(dir, "archive.sqlite")}`,
-        "  interval: 0",
-        "meters:",
-        `  - {id: emu, name: EMU-2, type: raven, port: ${pty.device}, demand_interval: 2, summation_interval: 3,` +
-          " price_interval: 5, command_timeout: 2, timeout: 15}",
-        "",
-      ].join("\n"),
-    );
-    bridge = spawn(process.execPath, ["--import", "tsx", "src/cli.ts", "run", "--config", config], {
-      cwd: ROOT,
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    bridge.stdout!.on("data", (d: Buffer) => (log += d.toString()));
-    bridge.stderr!.on("data", (d: Buffer) => (log += d.toString()));
-    exit = new Promise((r) => bridge.once("exit", (code) => r(code)));
+    bridge = startBridge(dir, [
+      "mqtt:",
+      `  url: ${broker.url}`,
+      "  min_interval: {energy: 0, power: 0, demand: 0}",
+      "archive:",
+      `  path: ${join(dir, "archive.sqlite")}`,
+      "  interval: 0",
+      "meters:",
+      `  - {id: emu, name: EMU-2, type: raven, port: ${pty.device}, demand_interval: 2, summation_interval: 3,` +
+        " price_interval: 5, command_timeout: 2, timeout: 15}",
+      "",
+    ]);
     await sub.waitFor((m) => m.topic === "meter2mqtt/bridge/state" && m.payload === "online", 20_000);
   }, 60_000);
 
   afterAll(async () => {
-    if (process.env.E2E_LOG) console.log(log);
-    if (bridge && bridge.exitCode === null) bridge.kill("SIGKILL");
+    if (process.env.E2E_LOG) console.log(log());
+    bridge?.kill();
     await sub?.close();
     await emu?.close();
     await pty?.stop();
@@ -193,7 +180,7 @@ describe("EMU-2 over a pseudo-terminal to mosquitto and SQLite", () => {
     const after = await settledState({ energy_import_kwh: 35395.9 });
     await until(() => states().some((s) => Number(s.frames_rejected) >= 1), 15_000, "frames_rejected ≥ 1 in the state");
     expect(after.power_net_w).toBe(-850);
-    expect(log).toMatch(/fragment rejected: /);
+    expect(log()).toMatch(/fragment rejected: /);
   });
 
   it("recovers by itself when the device disappears and comes back, starting the session over", async () => {
@@ -211,16 +198,16 @@ describe("EMU-2 over a pseudo-terminal to mosquitto and SQLite", () => {
       (m) => m.topic === "meter2mqtt/emu/availability" && m.payload === "online" && sub.messages.indexOf(m) > 0,
       10_000,
     );
-    expect(log.match(/ lost: /g)).toHaveLength(1);
-    expect(log).toMatch(/back after/);
+    expect(log().match(/ lost: /g)).toHaveLength(1);
+    expect(log()).toMatch(/back after/);
   }, 60_000);
 
   it("SIGTERM publishes offline, and the archive holds the readings and the device", async () => {
     sub.clear();
-    bridge.kill("SIGTERM");
-    expect(await exit).toBe(0);
+    bridge.child.kill("SIGTERM");
+    expect(await bridge.exit).toBe(0);
     await sub.waitFor((m) => m.topic === "meter2mqtt/bridge/state" && m.payload === "offline", 5000);
-    expect(log).not.toMatch(/0x0000000000000000000000000000000/);
+    expect(log()).not.toMatch(/0x0000000000000000000000000000000/);
 
     const db = openArchiveReadOnly(join(dir, "archive.sqlite"));
     try {
