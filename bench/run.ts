@@ -17,6 +17,7 @@ import { collect, startMosquitto } from "../test/helpers/mosquitto.js";
 import { startPtyPair } from "../test/helpers/pty.js";
 import { benchArchive } from "./archive.js";
 import { benchRaven } from "./raven.js";
+import { benchSmarthub } from "./smarthub.js";
 import { benchSmt } from "./smt.js";
 
 const ROOT = join(import.meta.dirname, "..");
@@ -155,6 +156,7 @@ async function main(): Promise<void> {
   if (process.env.BENCH_ONLY === "latency") return;
   for (const [k, v] of Object.entries(await benchRaven())) print(`raven ${k}`, String(v));
   for (const [k, v] of Object.entries(await benchSmt())) print(`smt ${k}`, String(v));
+  for (const [k, v] of Object.entries(await benchSmarthub())) print(`smarthub ${k}`, String(v));
   const archive = await benchArchive();
   for (const [k, v] of Object.entries(archive)) print(`archive ${k}`, String(v));
   print("bench process peak RSS", `${(process.resourceUsage().maxRSS / 1024).toFixed(1)} MiB`);

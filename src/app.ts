@@ -4,9 +4,12 @@ import { createDeriver } from "./derived/index.js";
 import { IntervalPipeline } from "./intervals/pipeline.js";
 import { LoadAdvisorService } from "./loads/index.js";
 import { Archive } from "./outputs/archive/index.js";
+import { InfluxOutput } from "./outputs/influx/index.js";
 import { MqttOutput } from "./outputs/mqtt/index.js";
 import { archiveStatistics, StatisticsOutput } from "./outputs/statistics/index.js";
 import { createSource } from "./sources/index.js";
+import { calendarMeters, TariffService } from "./tariffs/index.js";
+import { withTariffCost } from "./tariffs/statistics.js";
 import { type Clock, systemClock, type Timer } from "./util/clock.js";
 import { createLogger, type Logger, setLogLevel } from "./util/log.js";
 import { VERSION } from "./version.js";
@@ -39,6 +42,9 @@ export class App {
   statistics?: StatisticsOutput;
   loads?: LoadAdvisorService;
   mqtt?: MqttOutput;
+  /** Cost of live meters and the archive's report calendar (src/tariffs/). */
+  tariffs?: TariffService;
+  influx?: InfluxOutput;
   private readonly log: Logger;
   private readonly clock: Clock;
   private mqttRetry?: Timer;
@@ -70,6 +76,8 @@ export class App {
       this.log.info(`archive: ${cfg.archive.path} (a reading per meter every ${cfg.archive.interval} s at most)`);
     } else this.log.info("archive: disabled in the configuration");
     if (this.archive) this.intervals = new IntervalPipeline(this.archive, this.bus, { clock: this.clock });
+    this.tariffs = new TariffService(cfg, { clock: this.clock });
+    this.tariffs.startCalendar();
     this.startStatistics();
 
     // Derived quantities are added as a bus step rather than by a subscriber re-emitting: every output (and the
@@ -78,6 +86,8 @@ export class App {
       "reading",
       createDeriver(cfg.meters.map((m) => ({ id: m.id, timezone: "timezone" in m ? m.timezone : undefined }))),
     );
+    this.bus.transform("reading", this.tariffs.coster());
+    this.startInflux();
     if (cfg.loads.length > 0) {
       this.loads = new LoadAdvisorService(cfg, { clock: this.clock });
       this.loads.start(this.bus);
@@ -95,7 +105,14 @@ export class App {
   /** HA long-term statistics of the interval meters' hourly energy, from the archive. */
   private startStatistics(): void {
     const ha = this.config.homeassistant;
-    const meters = this.config.meters.filter((m) => m.type === "smt").map((m) => ({ id: m.id, name: m.name }));
+    // SmartHub meters also get the co-op's cost, in the configured currency.
+    const meters = this.config.meters.flatMap((m) =>
+      m.type === "smt"
+        ? [{ id: m.id, name: m.name }]
+        : m.type === "smarthub"
+          ? [{ id: m.id, name: m.name, currency: m.currency }]
+          : [],
+    );
     if (!ha.statistics || meters.length === 0) return;
     if (!this.archive || !ha.url || !ha.token) {
       this.log.error(
@@ -103,12 +120,36 @@ export class App {
       );
       return;
     }
-    const statistics = new StatisticsOutput({ url: ha.url, token: ha.token }, archiveStatistics(this.archive), meters, {
-      clock: this.clock,
-    });
+    const statistics = new StatisticsOutput(
+      { url: ha.url, token: ha.token },
+      withTariffCost(
+        archiveStatistics(this.archive),
+        this.config.archive.path,
+        // Where the utility gives cost (SmartHub), that is the cost; the tariff prices only what comes without.
+        calendarMeters(this.config).filter((m) => this.meterType(m.id) === "smt"),
+        () => this.clock.now(),
+      ),
+      this.withTariffCurrency(meters),
+      { clock: this.clock },
+    );
     this.statistics = statistics;
     this.bus.subscribe("statistics", "intervals", (i) => statistics.onIntervals(i));
     statistics.start();
+  }
+
+  /** Interval meters whose utility gives no cost get a cost statistic from their tariff (src/tariffs/statistics.ts). */
+  private withTariffCurrency<M extends { id: string; currency?: string }>(meters: M[]): M[] {
+    return meters.map((m) => ({ ...m, currency: m.currency ?? this.tariffs?.tariffs.get(m.id)?.currency }));
+  }
+
+  private startInflux(): void {
+    const cfg = this.config.influx;
+    if (!cfg) return;
+    const influx = new InfluxOutput(cfg, { clock: this.clock });
+    influx.start();
+    this.influx = influx;
+    this.bus.subscribe("influx", "reading", (r) => influx.onReading(r));
+    this.bus.subscribe("influx", "intervals", (i) => influx.onIntervals(i));
   }
 
   private meterType(id: string): string {
@@ -155,6 +196,9 @@ export class App {
     if (this.mqttRetry) this.clock.clearTimeout(this.mqttRetry);
     await Promise.allSettled(this.sources.map((s) => s.stop()));
     await this.bus.idle();
+    this.tariffs?.stop();
+    await this.influx?.stop();
+    this.bus.unsubscribeAll("influx");
     await this.statistics?.stop();
     this.bus.unsubscribeAll("statistics");
     this.loads?.stop(this.bus);

@@ -3,7 +3,10 @@ import { parseArgs } from "node:util";
 import { addonOptionsFound, loadAddonConfig } from "./addon/index.js";
 import { App } from "./app.js";
 import { ConfigError, loadConfig } from "./config/load.js";
+import { EXPORT_USAGE, runExport } from "./export/index.js";
+import { REPORT_USAGE, runReport } from "./reports/index.js";
 import { DECODERS } from "./sources/index.js";
+import { BACKFILL_USAGE, runBackfill } from "./sources/smarthub/backfill.js";
 import { IMPORT_USAGE, runImport } from "./sources/smt/import.js";
 import { createLogger, redact } from "./util/log.js";
 import { VERSION } from "./version.js";
@@ -14,10 +17,13 @@ Usage:
   meter2mqtt run [--config FILE]        the bridge (without --config: /data/options.json, as the add-on)
   meter2mqtt demo [--interval MS]       replays bundled captures through the whole pipeline with an
                                         embedded MQTT broker and an archive under ./data
-  meter2mqtt decode --format dsmr|raven|smt-csv [--timezone ZONE] [--raw] [FILE|-]
+  meter2mqtt decode --format dsmr|raven|smt-csv|smarthub-json [--timezone ZONE] [--raw] [FILE|-]
                                         one JSON object per telegram on stdout; each rejected
                                         frame as one line on stderr with the reason
 ${IMPORT_USAGE}
+${REPORT_USAGE}
+${EXPORT_USAGE}
+${BACKFILL_USAGE}
   meter2mqtt --version | --help
 `;
 
@@ -93,6 +99,12 @@ async function decode(args: string[]): Promise<number> {
   return 0;
 }
 
+// `decode … | head` closes the pipe early: that is the reader being done, not an error.
+process.stdout.on("error", (err: NodeJS.ErrnoException) => {
+  if (err.code === "EPIPE") process.exit(0);
+  throw err;
+});
+
 export async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   switch (cmd) {
@@ -105,6 +117,12 @@ export async function main(argv: string[]): Promise<number> {
       return (await import("./demo.js")).runDemo(rest);
     case "import":
       return runImport(rest);
+    case "report":
+      return runReport(rest);
+    case "export":
+      return runExport(rest);
+    case "backfill":
+      return runBackfill(rest);
     case "--version":
     case "-v":
       process.stdout.write(`${VERSION}\n`);
@@ -125,7 +143,9 @@ main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;
     // Sockets of a stopped client can linger for a moment; the work is done, so do not wait for them.
-    if (process.argv[2] !== "decode") setTimeout(() => process.exit(code), 200).unref();
+    // report and export may still be writing a long stdout to a pipe: they end when it is flushed.
+    if (!["decode", "report", "export"].includes(process.argv[2] ?? ""))
+      setTimeout(() => process.exit(code), 200).unref();
   },
   (err: Error) => {
     if (err instanceof ConfigError) process.stderr.write(`meter2mqtt: ${redact(err.message)}\n`);

@@ -480,6 +480,13 @@ const SAMPLES: Record<string, unknown> = {
   "meters.esiid": "10443720000000001",
   "meters.check_at": "06:45",
   "meters.folder": "/share/smt",
+  "meters.base_url": "https://novec.smarthub.coop",
+  "meters.username": "member@example.com",
+  "meters.password": "portal pass 1",
+  "meters.account": "1234567001",
+  "meters.service_location": "123456",
+  "meters.totp_secret": "JBSWY3DPEHPK3PXP",
+  "meters.currency": "CAD",
   "mqtt.url": "mqtts://broker.example:8883",
   "mqtt.username": "meter2mqtt",
   "mqtt.password": "s3cret-pass",
@@ -606,7 +613,9 @@ describe("the add-on's options map onto the app's config schema", () => {
       // A type with a port refuses the tcp:// one in the app's schema; a type without is refused here.
       else if (port) expect(() => toApp(opts), type).toThrow(/meters\[0\]\.port/);
       else
-        expect(() => toApp(opts), type).toThrow(/meters\[0\]\.tcp: smt meters read no serial port or network dongle/);
+        expect(() => toApp(opts), type).toThrow(
+          new RegExp(`meters\\[0\\]\\.tcp: ${type} meters read no serial port or network dongle`),
+        );
     }
   });
 

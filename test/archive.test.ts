@@ -118,6 +118,9 @@ describe("schema", () => {
       "intervals_daily",
       "intervals_hourly",
       "readings_latest",
+      "report_daily",
+      "report_hourly",
+      "report_monthly",
     ]);
   });
 

@@ -96,14 +96,17 @@ export function wantsSupervisorMqtt(options: unknown): boolean {
 }
 
 /**
- * The passwords in options.json (the user's broker, each meter's mailbox), as typed and as trimmed, to be
- * registered as secrets before the first log line: they must not show up even if start-up fails early.
+ * The passwords in options.json (the user's broker, each meter's mailbox, a SmartHub portal's password and
+ * two-factor secret), as typed and as trimmed, to be registered as secrets before the first log line: they must
+ * not show up even if start-up fails early.
  */
 export function optionSecrets(options: unknown): string[] {
   if (!isObject(options)) return [];
   const raw = [
     isObject(options.mqtt) ? options.mqtt.password : undefined,
-    ...(Array.isArray(options.meters) ? options.meters.map((m) => (isObject(m) ? m.imap_password : undefined)) : []),
+    ...(Array.isArray(options.meters)
+      ? options.meters.flatMap((m) => (isObject(m) ? [m.imap_password, m.password, m.totp_secret] : []))
+      : []),
   ];
   return raw.filter((s): s is string => typeof s === "string").flatMap((s) => [s, s.trim()]);
 }
@@ -133,6 +136,7 @@ function meterOf(raw: unknown, i: number, issues: string[], decisions: string[],
     delete rest.tcp;
   } else portOf(rest, where, label, issues, decisions, renamed);
   if (m.type === "smt") smtOf(rest, where, label, issues, decisions);
+  if (m.type === "smarthub") smarthubOf(rest, label, decisions);
   // The option UI offers baud rates as text; the app wants the number.
   if (typeof rest.baud === "string" && /^\d+$/.test(rest.baud)) rest.baud = Number(rest.baud);
   return rest;
@@ -213,6 +217,19 @@ function smtOf(rest: Obj, where: string, label: string, issues: string[], decisi
   decisions.push(`${label}: ${reads.join(" and ")}`);
 }
 
+/** SmartHub: what is missing the app's schema reports; the log says which portal and login. */
+function smarthubOf(rest: Obj, label: string, decisions: string[]): void {
+  const login = rest.username === undefined ? "" : `, user ${String(rest.username)}`;
+  const twoFactor = rest.totp_secret === undefined ? "" : ", two-factor login";
+  decisions.push(`${label}: the portal ${String(rest.base_url ?? "?")}${login}${twoFactor}`);
+}
+
+/** "SMT meter(s) texas" or "SMT and SmartHub meter(s) texas, coop", for the decisions about interval meters. */
+function intervalMeters(meters: Obj[]): string {
+  const kinds = [...new Set(meters.map((m) => (m.type === "smt" ? "SMT" : "SmartHub")))];
+  return `${kinds.join(" and ")} meter(s) ${meters.map((m) => String(m.id)).join(", ")}`;
+}
+
 function mqttOf(options: Obj, ctx: AddonContext, issues: string[], decisions: string[]): Obj {
   const mqtt = section(options, "mqtt");
   if (!wantsSupervisorMqtt(options)) {
@@ -264,17 +281,19 @@ export function addonToConfig(options: unknown, ctx: AddonContext): AddonConfig 
 
   config.mqtt = mqttOf(options, ctx, issues, decisions);
 
-  // Interval meters (SMT) keep their data in the archive and send it to HA's long-term statistics.
-  const interval = (Array.isArray(config.meters) ? config.meters : [])
-    .filter((m): m is Obj => isObject(m) && m.type === "smt")
-    .map((m) => String(m.id));
+  // Interval meters (SMT, SmartHub) keep their data in the archive and send it to HA's long-term statistics.
+  const intervalObjs = (Array.isArray(config.meters) ? config.meters : []).filter(
+    (m): m is Obj => isObject(m) && (m.type === "smt" || m.type === "smarthub"),
+  );
+  const interval = intervalObjs.map((m) => String(m.id));
+  const intervalText = intervalMeters(intervalObjs);
 
   const archive = section(options, "archive");
   const path = `${ctx.dataDir.replace(/\/+$/, "")}/${ARCHIVE_FILE}`;
   config.archive = { ...archive, path };
   decisions.push(
     archive.enabled === false
-      ? `archive: off in the options${interval.length > 0 ? `, so the SMT meter(s) ${interval.join(", ")} read nothing (their data are kept in the archive)` : ""}`
+      ? `archive: off in the options${interval.length > 0 ? `, so the ${intervalText} read nothing (their data are kept in the archive)` : ""}`
       : `archive: ${path} (kept in the add-on's backups)`,
   );
 
@@ -286,12 +305,10 @@ export function addonToConfig(options: unknown, ctx: AddonContext): AddonConfig 
     if (interval.length > 0 && ha.statistics === undefined) {
       (config.homeassistant as Obj).statistics = true;
       decisions.push(
-        `Home Assistant: long-term statistics on for the SMT meter(s) ${interval.join(", ")} (homeassistant.statistics left blank)`,
+        `Home Assistant: long-term statistics on for the ${intervalText} (homeassistant.statistics left blank)`,
       );
     } else if (interval.length > 0 && ha.statistics === false)
-      decisions.push(
-        `Home Assistant: no long-term statistics for the SMT meter(s) ${interval.join(", ")} (off in the options)`,
-      );
+      decisions.push(`Home Assistant: no long-term statistics for the ${intervalText} (off in the options)`);
   } else {
     config.homeassistant = ha;
     decisions.push(

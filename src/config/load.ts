@@ -2,7 +2,10 @@ import { existsSync, readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
 import type { z } from "zod";
 import { addSecret } from "../util/log.js";
-import { type Config, ConfigSchema, secretsOf } from "./schema.js";
+import { type Config, ConfigSchema, MeterSchema, secretsOf } from "./schema.js";
+
+/** From the schema, so the message lists a new meter type without being told. */
+const METER_TYPES = MeterSchema.options.map((o) => o.shape.type.value);
 
 export const ADDON_OPTIONS = "/data/options.json";
 
@@ -34,7 +37,7 @@ function describe(issue: z.core.$ZodIssue, input: unknown): string {
     case "invalid_union":
       if ("discriminator" in issue && issue.discriminator) {
         const at = issue.path.at(-1) === issue.discriminator ? where : `${where}.${issue.discriminator}`;
-        return `${at}: expected one of the supported meter types (dsmr, raven, smt)`;
+        return `${at}: expected one of the supported meter types (${METER_TYPES.join(", ")})`;
       }
       {
         // A union of literals (baud: auto | 115200 | 9600): list what would have been accepted.
@@ -49,7 +52,7 @@ function describe(issue: z.core.$ZodIssue, input: unknown): string {
         : `${where}: expected ${issue.expected}, got ${typeof got}`;
     default: {
       // Secrets are not echoed back; everything else is, so the user sees what was read.
-      const shown = /password|token/i.test(where)
+      const shown = /password|token|secret/i.test(where)
         ? ""
         : got !== undefined && typeof got !== "object"
           ? ` (got ${JSON.stringify(got)})`

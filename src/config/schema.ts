@@ -1,5 +1,7 @@
 import { IANAZone } from "luxon";
 import { z } from "zod";
+import { InfluxSchema } from "../outputs/influx/schema.js";
+import { checkTariffs, TariffsSchema } from "../tariffs/schema.js";
 
 /**
  * The one schema for configuration: types, defaults and validation all come from here.
@@ -41,6 +43,7 @@ export const MqttSchema = z.strictObject({
       frequency: seconds.default(30),
       power_factor: seconds.default(30),
       reactive_power: seconds.default(30),
+      cost: seconds.default(10),
     })
     .prefault({}),
   reject_unauthorized: z.boolean().default(true),
@@ -168,7 +171,49 @@ export const SmtMeterSchema = z
       ctx.addIssue({ code: "custom", path: ["imap"], message: "missing: set imap (the daily email), folder, or both" });
   });
 
-export const MeterSchema = z.discriminatedUnion("type", [DsmrMeterSchema, RavenMeterSchema, SmtMeterSchema]);
+/**
+ * NISC SmartHub co-op portals (https://<coop>.smarthub.coop): 15- or 60-minute usage, and cost where the co-op gives
+ * it, fetched every few hours into the archive and HA's long-term statistics (src/sources/smarthub/).
+ */
+export const SmarthubMeterSchema = z.strictObject({
+  id,
+  name: z.string().optional(),
+  type: z.literal("smarthub"),
+  base_url: z
+    .string()
+    .regex(/^https?:\/\/[^/\s?#@]+\/?$/, "expected the portal's address, like https://novec.smarthub.coop"),
+  /** The portal login (an email address for most co-ops). */
+  username: z.string().min(1),
+  password: z.string().min(1),
+  /** Read from the portal (user-data) when not set: the only electric location, else the account's primary one. */
+  account: z.string().min(1).optional(),
+  service_location: z.string().min(1).optional(),
+  /** The co-op's zone: the portal's times are its wall clock. */
+  timezone: z
+    .string()
+    .refine((tz) => IANAZone.isValidZone(tz), "expected an IANA time zone like America/New_York")
+    .default("America/New_York"),
+  /** For accounts with two-factor login: the base32 secret the authenticator app was set up with. */
+  totp_secret: z
+    .string()
+    .regex(/^[A-Za-z2-7=\s-]{16,}$/, "expected the base32 secret shown when two-factor login was set up")
+    .optional(),
+  /** Fetch every this many hours; each fetch reads the last refetch_days days again, so revised data replace old. */
+  fetch_every_hours: z.number().int().min(1).max(24).default(6),
+  refetch_days: z.number().int().min(1).max(45).default(3),
+  /** The unit of the cost statistic (the portal does not say). */
+  currency: z
+    .string()
+    .regex(/^[A-Z]{3}$/, "expected an ISO 4217 currency code like USD")
+    .default("USD"),
+});
+
+export const MeterSchema = z.discriminatedUnion("type", [
+  DsmrMeterSchema,
+  RavenMeterSchema,
+  SmtMeterSchema,
+  SmarthubMeterSchema,
+]);
 
 /**
  * The load advisor (src/loads/): a load the bridge recommends switching on when the meter exports enough and
@@ -224,6 +269,10 @@ export const ConfigSchema = z
     meters: z.array(MeterSchema).min(1, "expected at least one meter"),
     loads: z.array(LoadSchema).default([]),
     peak_guard: z.array(PeakGuardSchema).default([]),
+    /** Prices per kWh and daily charges, by name; each names its meters (src/tariffs/schema.ts). */
+    tariffs: TariffsSchema.default({}),
+    /** Line protocol to InfluxDB or VictoriaMetrics (src/outputs/influx/). */
+    influx: InfluxSchema.optional(),
   })
   .superRefine((cfg, ctx) => {
     const seen = new Set<string>();
@@ -258,6 +307,7 @@ export const ConfigSchema = z
         ctx.addIssue({ code: "custom", path: ["peak_guard", i, "meter"], message: "meter listed twice" });
       guarded.add(g.meter);
     });
+    checkTariffs(cfg.tariffs, cfg.meters, ctx);
   });
 
 export type Config = z.output<typeof ConfigSchema>;
@@ -266,6 +316,7 @@ export type MeterConfig = Config["meters"][number];
 export type DsmrMeterConfig = z.output<typeof DsmrMeterSchema>;
 export type RavenMeterConfig = z.output<typeof RavenMeterSchema>;
 export type SmtMeterConfig = z.output<typeof SmtMeterSchema>;
+export type SmarthubMeterConfig = z.output<typeof SmarthubMeterSchema>;
 export type MqttConfig = Config["mqtt"];
 export type ArchiveConfig = Config["archive"];
 export type LoadConfig = Config["loads"][number];
@@ -275,6 +326,9 @@ export function secretsOf(cfg: Config): string[] {
   return [
     cfg.mqtt.password,
     cfg.homeassistant.token,
+    cfg.influx?.token,
+    cfg.influx?.password,
     ...cfg.meters.map((m) => (m.type === "smt" ? m.imap?.password : undefined)),
+    ...cfg.meters.flatMap((m) => (m.type === "smarthub" ? [m.password, m.totp_secret] : [])),
   ].filter((s): s is string => typeof s === "string");
 }

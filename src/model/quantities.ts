@@ -20,7 +20,8 @@ export type Kind =
   | "timestamp"
   | "text"
   | "tariff"
-  | "price";
+  | "price"
+  | "cost";
 
 export type StateClass = "measurement" | "total" | "total_increasing";
 
@@ -585,6 +586,25 @@ add({
   entityCategory: "diagnostic",
   archive: false,
 });
+
+// Cost from the meter's tariff (src/tariffs/), in the tariff's currency (the unit is set per meter, as for the price).
+// Monetary sensors take state_class total only; totals carry on across restarts from the archive (src/tariffs/live.ts).
+// The import cost includes the tariff's daily charge, so the Energy dashboard's grid cost matches the bill.
+for (const [name, label] of [
+  ["cost_import_total", "Cost import"],
+  ["cost_export_total", "Compensation export"],
+] as const) {
+  add({
+    name,
+    label,
+    kind: "cost",
+    type: "number",
+    deviceClass: "monetary",
+    stateClass: "total",
+    icon: "mdi:cash",
+    precision: 2,
+  });
+}
 
 export const QUANTITIES: ReadonlyMap<string, QuantitySpec> = new Map(specs.map((s) => [s.name, s]));
 

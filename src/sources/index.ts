@@ -7,6 +7,8 @@ import { dsmrDecoder } from "./dsmr/cli.js";
 import { DsmrSource } from "./dsmr/index.js";
 import { ravenDecoder } from "./raven/cli.js";
 import { RavenSource } from "./raven/index.js";
+import { smarthubJsonDecoder } from "./smarthub/cli.js";
+import { SmarthubSource } from "./smarthub/index.js";
 import { smtCsvDecoder } from "./smt/cli.js";
 import { SmtSource } from "./smt/index.js";
 
@@ -27,6 +29,8 @@ export function createSource(
       return new RavenSource(meter, bus, opts);
     case "smt":
       return new SmtSource(meter, bus, opts);
+    case "smarthub":
+      return new SmarthubSource(meter, bus, opts);
   }
 }
 
@@ -47,4 +51,5 @@ export const DECODERS: Record<string, Decoder> = {
   dsmr: dsmrDecoder,
   raven: ravenDecoder,
   "smt-csv": smtCsvDecoder,
+  "smarthub-json": smarthubJsonDecoder,
 };

@@ -56,6 +56,11 @@ export function intervalStore(db: Database.Database) {
     `SELECT substr(start, 1, 13) AS h, coalesce(sum(${MICRO}), 0) AS micro
        FROM intervals_current WHERE meter_id = ? AND direction = ? GROUP BY h ORDER BY h`,
   );
+  // Only intervals with a cost: a co-op that gives none leaves no hours, and so no cost statistic at all.
+  const hourlyCost = db.prepare<[string]>(
+    `SELECT substr(start, 1, 13) AS h, sum(CAST(round(cost * 1000000) AS INTEGER)) AS micro
+       FROM intervals_current WHERE meter_id = ? AND cost IS NOT NULL GROUP BY h ORDER BY h`,
+  );
   const days = db.prepare<[string, string]>(
     `SELECT day, direction, count(energy_kwh) AS readings, coalesce(sum(${MICRO}), 0) AS micro, max(end) AS lastEnd,
             CAST(round(total((julianday(end) - julianday(start)) * 1440) FILTER (WHERE energy_kwh IS NOT NULL)) AS INTEGER)
@@ -141,6 +146,14 @@ export function intervalStore(db: Database.Database) {
     hourly(meterId: string, direction: "import" | "export"): HourRow[] {
       const out: HourRow[] = [];
       for (const r of hourly.iterate(meterId, direction) as Iterable<{ h: string; micro: number }>)
+        out.push({ hour: Date.parse(`${r.h}:00:00Z`), microKwh: r.micro });
+      return out;
+    },
+
+    /** Every UTC hour with current intervals that carry a cost (SmartHub), oldest first; in millionths of the currency. */
+    hourlyCost(meterId: string): HourRow[] {
+      const out: HourRow[] = [];
+      for (const r of hourlyCost.iterate(meterId) as Iterable<{ h: string; micro: number }>)
         out.push({ hour: Date.parse(`${r.h}:00:00Z`), microKwh: r.micro });
       return out;
     },

@@ -156,6 +156,8 @@ export function deviceOf(ctx: Pick<DiscoveryContext, "baseTopic" | "meter" | "in
 
 function unitOf(spec: QuantitySpec, currency: string | undefined): string | undefined {
   if (spec.name === "price_per_kwh") return currency ? `${currency}/kWh` : spec.unit;
+  // Monetary sensors: HA's Energy dashboard takes a cost entity only in its own currency's ISO 4217 code.
+  if (spec.kind === "cost") return currency ?? spec.unit;
   return spec.unit;
 }
 

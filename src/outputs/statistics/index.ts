@@ -22,6 +22,8 @@ const RETRY_MAX_MS = 30 * 60_000;
 export interface StatisticsMeter {
   id: string;
   name?: string;
+  /** For meters whose intervals carry a cost (SmartHub): a `<meter>_cost` statistic in this currency too. */
+  currency?: string;
 }
 
 export interface StatisticsOutputOptions {
@@ -33,6 +35,7 @@ export interface StatisticsOutputOptions {
 export function archiveStatistics(archive: Archive): StatisticsArchive {
   return {
     hourly: (meterId, direction) => archive.call("hourly", meterId, direction),
+    hourlyCost: (meterId) => archive.call("hourlyCost", meterId),
     booked: (id) => archive.call("booked", id),
     book: (id, from, rows, at) => archive.call("book", id, from, rows, at),
   };
@@ -128,6 +131,7 @@ export class StatisticsOutput {
       const label = m.name ?? m.id;
       out.push({ meterId: m.id, direction: "import", name: `${label} energy import` });
       out.push({ meterId: m.id, direction: "export", name: `${label} energy export` });
+      if (m.currency) out.push({ meterId: m.id, direction: "cost", name: `${label} cost`, currency: m.currency });
     }
     return out;
   }
@@ -151,7 +155,7 @@ export class StatisticsOutput {
         if (r.sent > 0) {
           this.stats.rows += r.sent;
           this.log.info(
-            `${r.statisticId}: ${r.sent} hour(s) from ${new Date(r.from as number).toISOString()} (sum carried in ${r.base} kWh)`,
+            `${r.statisticId}: ${r.sent} hour(s) from ${new Date(r.from as number).toISOString()} (sum carried in ${r.base} ${target.currency ?? "kWh"})`,
           );
         }
       }

@@ -7,6 +7,7 @@
  * differs from what was recorded (new hours, or a revised day) to the newest hour, with the sums recomputed from
  * there; the sum carried in is the one Home Assistant holds for the hour before, so an adjustment made in HA is kept.
  * Hours recorded as sent that HA no longer has (a database restored from an older backup) are sent again.
+ * A meter whose intervals carry a cost (SmartHub) gets `meter2mqtt:<meter>_cost` the same way, in its currency.
  */
 import type { BookedHour, HourRow } from "../../intervals/types.js";
 import { type HaClient, takesMeanType } from "./ha.js";
@@ -19,14 +20,19 @@ export const SOURCE = "meter2mqtt";
 
 export interface StatisticTarget {
   meterId: string;
-  direction: "import" | "export";
+  /** What the statistic counts: energy of one direction (kWh), or the meter's cost (`<meter>_cost`, SmartHub). */
+  direction: "import" | "export" | "cost";
   /** Name shown in HA's statistics pickers. */
   name: string;
+  /** The unit of a cost statistic (ISO 4217, like USD); the Energy dashboard reads it as money. */
+  currency?: string;
 }
 
 /** What a sync needs from the archive (the worker answers; see IntervalStore). */
 export interface StatisticsArchive {
   hourly(meterId: string, direction: "import" | "export"): Promise<HourRow[]>;
+  /** Hours with a cost, in millionths of the currency (`microKwh` holds them); only needed for cost targets. */
+  hourlyCost?(meterId: string): Promise<HourRow[]>;
   booked(statisticId: string): Promise<BookedHour[]>;
   book(statisticId: string, from: number, rows: BookedHour[], at: string): Promise<void>;
 }
@@ -44,9 +50,11 @@ export interface SyncResult {
 /** HA's rule for external statistic ids: `<domain>:<object>`, lowercase slugs, no `__`, no `_` at either end. */
 export const STATISTIC_ID = /^(?!.+__)(?!_)[\da-z_]+(?<!_):(?!_)[\da-z_]+(?<!_)$/;
 
-export function statisticId(meterId: string, direction: "import" | "export"): string {
+export function statisticId(meterId: string, direction: "import" | "export" | "cost"): string {
   // Meter ids may hold `__` or start with `_`, which HA refuses in a statistic id.
-  const object = `${meterId}_energy_${direction}`.replace(/_+/g, "_").replace(/^_|_$/g, "");
+  const object = (direction === "cost" ? `${meterId}_cost` : `${meterId}_energy_${direction}`)
+    .replace(/_+/g, "_")
+    .replace(/^_|_$/g, "");
   return `${SOURCE}:${object}`;
 }
 
@@ -63,9 +71,14 @@ export function firstDifference(local: readonly HourRow[], booked: readonly Book
 
 export function metadata(target: StatisticTarget, haVersion: string): Record<string, unknown> {
   const id = statisticId(target.meterId, target.direction);
-  const common = { has_sum: true, name: target.name, source: SOURCE, statistic_id: id, unit_of_measurement: "kWh" };
+  const cost = target.direction === "cost";
+  const unit = cost ? (target.currency ?? "USD") : "kWh";
+  const common = { has_sum: true, name: target.name, source: SOURCE, statistic_id: id, unit_of_measurement: unit };
   // HA before 2025.11 rejects the keys it does not know; from 2026.11 it requires mean_type and unit_class.
-  return takesMeanType(haVersion) ? { ...common, mean_type: 0, unit_class: "energy" } : { has_mean: false, ...common };
+  // Money has no unit class (HA converts no currency), so a cost statistic's is null.
+  return takesMeanType(haVersion)
+    ? { ...common, mean_type: 0, unit_class: cost ? null : "energy" }
+    : { has_mean: false, ...common };
 }
 
 type HaRow = { start: number | string; sum?: number | null };
@@ -99,7 +112,10 @@ export async function syncStatistic(
   now: () => number,
 ): Promise<SyncResult> {
   const id = statisticId(target.meterId, target.direction);
-  const local = await archive.hourly(target.meterId, target.direction);
+  const local =
+    target.direction === "cost"
+      ? ((await archive.hourlyCost?.(target.meterId)) ?? [])
+      : await archive.hourly(target.meterId, target.direction);
   const booked = await archive.booked(id);
   if (local.length === 0) return { statisticId: id, sent: 0 };
   let from = firstDifference(local, booked);
