@@ -96,7 +96,7 @@ export class App {
     await this.connectMqtt();
 
     for (const m of cfg.meters) {
-      const source = createSource(m, this.bus, { clock: this.clock, intervals: this.intervals });
+      const source = await createSource(m, this.bus, { clock: this.clock, intervals: this.intervals });
       this.sources.push(source);
       source.start();
     }

@@ -3,11 +3,8 @@ import { parseArgs } from "node:util";
 import { addonOptionsFound, loadAddonConfig } from "./addon/index.js";
 import { App } from "./app.js";
 import { ConfigError, loadConfig } from "./config/load.js";
-import { EXPORT_USAGE, runExport } from "./export/index.js";
-import { REPORT_USAGE, runReport } from "./reports/index.js";
 import { DECODERS } from "./sources/index.js";
-import { BACKFILL_USAGE, runBackfill } from "./sources/smarthub/backfill.js";
-import { IMPORT_USAGE, runImport } from "./sources/smt/import.js";
+import { BACKFILL_USAGE, EXPORT_USAGE, IMPORT_USAGE, REPORT_USAGE } from "./usage.js";
 import { createLogger, redact } from "./util/log.js";
 import { VERSION } from "./version.js";
 
@@ -68,13 +65,14 @@ async function decode(args: string[]): Promise<number> {
     allowPositionals: true,
     strict: true,
   });
-  const decoder = values.format ? DECODERS[values.format] : undefined;
-  if (!decoder) {
+  const load = values.format ? DECODERS[values.format] : undefined;
+  if (!load) {
     process.stderr.write(
       `decode: --format ${values.format ?? "(missing)"} is not supported; expected one of: ${Object.keys(DECODERS).join(", ")}\n`,
     );
     return 2;
   }
+  const decoder = await load();
   const file = positionals[0] ?? "-";
   const input = (file === "-" ? process.stdin : createReadStream(file)) as AsyncIterable<Buffer>;
   let ok = 0;
@@ -116,13 +114,13 @@ export async function main(argv: string[]): Promise<number> {
       // Loaded only for the demo: the embedded broker is of no use to the bridge itself.
       return (await import("./demo.js")).runDemo(rest);
     case "import":
-      return runImport(rest);
+      return (await import("./sources/smt/import.js")).runImport(rest);
     case "report":
-      return runReport(rest);
+      return (await import("./reports/index.js")).runReport(rest);
     case "export":
-      return runExport(rest);
+      return (await import("./export/index.js")).runExport(rest);
     case "backfill":
-      return runBackfill(rest);
+      return (await import("./sources/smarthub/backfill.js")).runBackfill(rest);
     case "--version":
     case "-v":
       process.stdout.write(`${VERSION}\n`);

@@ -19,7 +19,7 @@ async function decode(...chunks: Buffer[]): Promise<DecodeItem[]> {
     yield* chunks;
   }
   const out: DecodeItem[] = [];
-  for await (const item of DECODERS.raven!(input(), { source: "test" })) out.push(item);
+  for await (const item of (await DECODERS.raven!())(input(), { source: "test" })) out.push(item);
   return out;
 }
 const sample = (name: string): Buffer => readFileSync(join(DIR, name));

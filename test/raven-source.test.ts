@@ -412,7 +412,7 @@ describe("RavenSource on a capture file", () => {
       const readings: Reading[] = [];
       bus.subscribe("t", "reading", (r) => void readings.push(r));
       const cfg = parseConfig({ meters: [{ id: "emu", type: "raven", port: `file:${file}`, replay_interval_ms: 0 }] });
-      const source = createSource(cfg.meters[0]!, bus, { clock: new ManualClock(T0) }) as RavenSource;
+      const source = (await createSource(cfg.meters[0]!, bus, { clock: new ManualClock(T0) })) as RavenSource;
       expect(source).toBeInstanceOf(RavenSource);
       source.start();
       await source.finished;

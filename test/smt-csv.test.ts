@@ -190,7 +190,10 @@ describe("Smart Meter Texas CSV", () => {
     const text = lines.join("\n");
     const chunks = text.match(/[\s\S]{1,97}/g)!.map((c) => Buffer.from(c));
     const items = [];
-    for await (const item of DECODERS["smt-csv"]!(Readable.from(chunks), { source: "-", timezone: "America/Chicago" }))
+    for await (const item of (await DECODERS["smt-csv"]!())(Readable.from(chunks), {
+      source: "-",
+      timezone: "America/Chicago",
+    }))
       items.push(item);
     const ok = items.filter((i) => i.ok) as { ok: true; json: Record<string, unknown> }[];
     expect(ok).toHaveLength(99);

@@ -20,14 +20,10 @@ import { pickMeter } from "../reports/index.js";
 import type { CalendarMeter } from "../tariffs/calendar.js";
 import { calendarMeters } from "../tariffs/index.js";
 import { nextDay } from "../tariffs/tariff.js";
+import { EXPORT_USAGE } from "../usage.js";
 import { Progress } from "../util/progress.js";
 
-export const EXPORT_USAGE = `  meter2mqtt export [--config FILE] [--meter ID] [--from DAY|TIME] [--to DAY|TIME]
-                    [--data readings|intervals] [--format csv|line] [--output FILE]
-                                        archived readings (live meters) or intervals as CSV or
-                                        line protocol
-  meter2mqtt export --backfill [--meter ID] [--from] [--to]
-                                        the archive's history to the configured influx: server`;
+export { EXPORT_USAGE };
 
 export type DataKind = "readings" | "intervals";
 

@@ -13,12 +13,10 @@ import { migrate, openWritable, sqlDir } from "../outputs/archive/db.js";
 import { type CalendarMeter, writeCalendar } from "../tariffs/calendar.js";
 import { calendarMeters } from "../tariffs/index.js";
 import { localDay, nextDay } from "../tariffs/tariff.js";
+import { REPORT_USAGE } from "../usage.js";
 import { loadCliConfig } from "./cli-config.js";
 
-export const REPORT_USAGE = `  meter2mqtt report daily|monthly [--config FILE] [--meter ID] [--from DAY] [--to DAY]
-                    [--format table|csv|json] [--reprice]
-                                        per day (or month) from the archive: kWh, hours covered,
-                                        average kWh per hour, the estimate for partial days, cost`;
+export { REPORT_USAGE };
 
 export type Period = "daily" | "monthly";
 export type Row = Record<string, string | number | null>;

@@ -3,34 +3,27 @@ import type { Bus } from "../bus.js";
 import type { MeterConfig } from "../config/schema.js";
 import type { IntervalPipeline } from "../intervals/pipeline.js";
 import type { Clock } from "../util/clock.js";
-import { dsmrDecoder } from "./dsmr/cli.js";
-import { DsmrSource } from "./dsmr/index.js";
-import { ravenDecoder } from "./raven/cli.js";
-import { RavenSource } from "./raven/index.js";
-import { smarthubJsonDecoder } from "./smarthub/cli.js";
-import { SmarthubSource } from "./smarthub/index.js";
-import { smtCsvDecoder } from "./smt/cli.js";
-import { SmtSource } from "./smt/index.js";
 
 /**
  * The meter families, registered in one place: how to run a configured meter, and how `decode`
- * reads a capture of its format. A new family adds one case to each.
+ * reads a capture of its format. A new family adds one case to each. Families load only when a meter (or a
+ * decode) needs them: the IMAP, HTTP and XML code of the others is of no use to a P1-only bridge on a Pi.
  */
-export function createSource(
+export async function createSource(
   meter: MeterConfig,
   bus: Bus,
   // `intervals`: where sources of late, revisable intervals (SMT, SmartHub) hand them over; absent without an archive.
   opts: { clock: Clock; intervals?: IntervalPipeline },
-): Source {
+): Promise<Source> {
   switch (meter.type) {
     case "dsmr":
-      return new DsmrSource(meter, bus, opts);
+      return new (await import("./dsmr/index.js")).DsmrSource(meter, bus, opts);
     case "raven":
-      return new RavenSource(meter, bus, opts);
+      return new (await import("./raven/index.js")).RavenSource(meter, bus, opts);
     case "smt":
-      return new SmtSource(meter, bus, opts);
+      return new (await import("./smt/index.js")).SmtSource(meter, bus, opts);
     case "smarthub":
-      return new SmarthubSource(meter, bus, opts);
+      return new (await import("./smarthub/index.js")).SmarthubSource(meter, bus, opts);
   }
 }
 
@@ -47,9 +40,9 @@ export interface DecodeOptions {
 /** Streaming decoders by `--format`: bytes in, items out, in order. */
 export type Decoder = (input: AsyncIterable<Buffer>, opts: DecodeOptions) => AsyncIterable<DecodeItem>;
 
-export const DECODERS: Record<string, Decoder> = {
-  dsmr: dsmrDecoder,
-  raven: ravenDecoder,
-  "smt-csv": smtCsvDecoder,
-  "smarthub-json": smarthubJsonDecoder,
+export const DECODERS: Record<string, () => Promise<Decoder>> = {
+  dsmr: async () => (await import("./dsmr/cli.js")).dsmrDecoder,
+  raven: async () => (await import("./raven/cli.js")).ravenDecoder,
+  "smt-csv": async () => (await import("./smt/cli.js")).smtCsvDecoder,
+  "smarthub-json": async () => (await import("./smarthub/cli.js")).smarthubJsonDecoder,
 };

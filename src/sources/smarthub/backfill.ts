@@ -15,6 +15,7 @@ import type { SmarthubMeterConfig } from "../../config/schema.js";
 import { IntervalPipeline } from "../../intervals/pipeline.js";
 import { Archive } from "../../outputs/archive/index.js";
 import { archiveStatistics, StatisticsOutput } from "../../outputs/statistics/index.js";
+import { BACKFILL_USAGE } from "../../usage.js";
 import { type Clock, systemClock } from "../../util/clock.js";
 import { createLogger } from "../../util/log.js";
 import { Progress } from "../../util/progress.js";
@@ -23,9 +24,7 @@ import { SmarthubError } from "./client.js";
 import { clientFor, resolveTarget } from "./index.js";
 import { addDays, dayIn, importWindow, splitWindows, windowOrigin } from "./windows.js";
 
-export const BACKFILL_USAGE = `  meter2mqtt backfill [--config FILE] [--meter ID] --start YYYY-MM-DD --end YYYY-MM-DD
-                                        a SmartHub meter's history into the archive (45 days per
-                                        request), then HA's statistics; run again to resume`;
+export { BACKFILL_USAGE };
 
 const DAY = /^\d{4}-\d{2}-\d{2}$/;
 

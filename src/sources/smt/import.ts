@@ -11,13 +11,12 @@ import type { SmtMeterConfig } from "../../config/schema.js";
 import { IntervalPipeline } from "../../intervals/pipeline.js";
 import { Archive } from "../../outputs/archive/index.js";
 import { archiveStatistics, StatisticsOutput } from "../../outputs/statistics/index.js";
+import { IMPORT_USAGE } from "../../usage.js";
 import { Progress } from "../../util/progress.js";
 import { csvFiles, importFile } from "./files.js";
 import { SmtSource } from "./index.js";
 
-export const IMPORT_USAGE = `  meter2mqtt import [--config FILE] [--meter ID] [--mail] FILE|DIR…
-                                        Smart Meter Texas CSVs (folders searched for *.csv) into the
-                                        archive, then HA's statistics; --mail checks the mailbox now`;
+export { IMPORT_USAGE };
 
 export async function runImport(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
