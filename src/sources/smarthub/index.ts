@@ -12,6 +12,7 @@ import type { Source } from "../../app.js";
 import type { Bus } from "../../bus.js";
 import type { SmarthubMeterConfig } from "../../config/schema.js";
 import type { IntervalPipeline } from "../../intervals/pipeline.js";
+import { ImportStatus } from "../../intervals/status.js";
 import type { MeterInfo } from "../../model/types.js";
 import { type Clock, systemClock, type Timer } from "../../util/clock.js";
 import { createLogger, type Logger } from "../../util/log.js";
@@ -111,7 +112,8 @@ export class SmarthubSource implements Source {
   private running: Promise<FetchReport> | null = null;
   private failures = 0;
   private stopped = false;
-  private lastError?: string;
+
+  private readonly importStatus: ImportStatus;
 
   constructor(
     private readonly cfg: SmarthubMeterConfig,
@@ -121,6 +123,7 @@ export class SmarthubSource implements Source {
     this.id = cfg.id;
     this.clock = opts.clock ?? systemClock;
     this.log = opts.log ?? createLogger(`smarthub:${cfg.id}`);
+    this.importStatus = new ImportStatus(cfg.id, bus, this.clock, this.log, "fetching");
     this.pipeline = opts.intervals;
     this.retryDelays = opts.retryDelaysMs ?? RETRY_DELAYS_MS;
     this.client = clientFor(cfg, { clock: this.clock, log: this.log, ...opts.client });
@@ -129,7 +132,7 @@ export class SmarthubSource implements Source {
   start(): void {
     if (!this.pipeline) {
       this.log.error("SmartHub data is kept in the archive: set archive.enabled to true");
-      this.status("error: the archive is disabled");
+      this.importStatus.publish("error: the archive is disabled");
       return;
     }
     this.log.info(
@@ -203,7 +206,7 @@ export class SmarthubSource implements Source {
       await pipeline
         .publishSummary(this.id, this.cfg.timezone)
         .catch((err: Error) => this.log.warn(`cannot read the archive: ${err.message}`));
-    this.report(report);
+    this.importStatus.report(report.error, report.rejected, "point(s)");
     if (!this.stopped) this.scheduleNext(report);
     return report;
   }
@@ -229,30 +232,6 @@ export class SmarthubSource implements Source {
       serialNumber: this.meters.join(", "),
     };
     this.bus.emit("meterInfo", info);
-  }
-
-  private report(r: FetchReport): void {
-    if (r.error) {
-      if (r.error !== this.lastError) this.log.error(r.error);
-      this.lastError = r.error;
-      this.status(`error: ${r.error}`);
-      return;
-    }
-    if (this.lastError) this.log.info("fetching works again");
-    this.lastError = undefined;
-    this.status(r.rejected > 0 ? `ok, ${r.rejected} point(s) rejected` : "ok");
-  }
-
-  private status(text: string): void {
-    // HA keeps at most 255 characters of a state.
-    this.bus.emit("reading", {
-      meterId: this.id,
-      time: this.clock.now(),
-      values: {
-        import_status: text.length > 255 ? `${text.slice(0, 254)}…` : text,
-        import_checked_at: new Date(this.clock.now()).toISOString(),
-      },
-    });
   }
 
   private schedule(ms: number): void {

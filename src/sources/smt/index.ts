@@ -12,6 +12,7 @@ import type { Source } from "../../app.js";
 import type { Bus } from "../../bus.js";
 import type { SmtMeterConfig } from "../../config/schema.js";
 import type { IntervalPipeline } from "../../intervals/pipeline.js";
+import { ImportStatus } from "../../intervals/status.js";
 import { type Clock, systemClock, type Timer } from "../../util/clock.js";
 import { createLogger, type Logger } from "../../util/log.js";
 import { parseSmtCsv, type RowError, type SmtInterval } from "./csv.js";
@@ -55,7 +56,8 @@ export class SmtSource implements Source {
   private retryDelay = RETRY_MIN_MS;
   private stopped = false;
   private esiid?: string;
-  private lastError?: string;
+
+  private readonly importStatus: ImportStatus;
 
   constructor(
     private readonly cfg: SmtMeterConfig,
@@ -65,6 +67,7 @@ export class SmtSource implements Source {
     this.id = cfg.id;
     this.clock = opts.clock ?? systemClock;
     this.log = opts.log ?? createLogger(`smt:${cfg.id}`);
+    this.importStatus = new ImportStatus(cfg.id, bus, this.clock, this.log, "reading");
     this.pipeline = opts.intervals;
     this.esiid = cfg.esiid;
   }
@@ -72,7 +75,7 @@ export class SmtSource implements Source {
   start(): void {
     if (!this.pipeline) {
       this.log.error("Smart Meter Texas data is kept in the archive: set archive.enabled to true");
-      this.status("error: the archive is disabled");
+      this.importStatus.publish("error: the archive is disabled");
       return;
     }
     const where = [
@@ -146,7 +149,7 @@ export class SmtSource implements Source {
       await pipeline
         .publishSummary(this.id, this.cfg.timezone)
         .catch((err: Error) => this.log.warn(`cannot read the archive: ${err.message}`));
-    this.report(report);
+    this.importStatus.report(report.error, report.rejectedRows, "row(s)");
     if (!this.stopped) await this.scheduleNext(report);
     return report;
   }
@@ -244,30 +247,6 @@ export class SmtSource implements Source {
       model: "15-minute interval data",
       serialNumber: esiid,
     };
-  }
-
-  private report(r: CheckReport): void {
-    if (r.error) {
-      if (r.error !== this.lastError) this.log.error(r.error);
-      this.lastError = r.error;
-      this.status(`error: ${r.error}`);
-      return;
-    }
-    if (this.lastError) this.log.info("reading works again");
-    this.lastError = undefined;
-    this.status(r.rejectedRows > 0 ? `ok, ${r.rejectedRows} row(s) rejected` : "ok");
-  }
-
-  private status(text: string): void {
-    // HA keeps at most 255 characters of a state.
-    this.bus.emit("reading", {
-      meterId: this.id,
-      time: this.clock.now(),
-      values: {
-        import_status: text.length > 255 ? `${text.slice(0, 254)}…` : text,
-        import_checked_at: new Date(this.clock.now()).toISOString(),
-      },
-    });
   }
 
   // ── scheduling ────────────────────────────────────────────────────────────────────────────────
