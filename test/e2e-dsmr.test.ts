@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openArchiveReadOnly } from "../src/outputs/archive/index.js";
 import { dsmr5Telegram, simulate } from "../src/sources/dsmr/build.js";
 import { decodeTelegram } from "../src/sources/dsmr/decode.js";
-import { type BridgeProcess, startBridge } from "./helpers/bridge.js";
+import { type CliProcess, startBridge } from "./helpers/bridge.js";
 import { type Collector, collect, type Mosquitto, startMosquitto, until } from "./helpers/mosquitto.js";
 import { type PtyPair, startPtyPair } from "./helpers/pty.js";
 
@@ -24,8 +24,8 @@ describe("DSMR over a pseudo-terminal to mosquitto and SQLite", () => {
   let broker: Mosquitto;
   let pty: PtyPair;
   let sub: Collector;
-  let bridge: BridgeProcess;
-  const log = (): string => bridge.log();
+  let bridge: CliProcess;
+  const log = (): string => bridge.output();
   const written: number[] = [];
 
   async function send(i: number): Promise<void> {

@@ -19,7 +19,7 @@ import { openArchiveReadOnly } from "../src/outputs/archive/index.js";
 import { fluviusTelegram, type MeterState } from "../src/sources/dsmr/build.js";
 import { decodeTelegram } from "../src/sources/dsmr/decode.js";
 import { ManualClock } from "../src/util/clock.js";
-import { type BridgeProcess, startBridge } from "./helpers/bridge.js";
+import { type CliProcess, startBridge } from "./helpers/bridge.js";
 import { recordingLog } from "./helpers/log.js";
 import { type Collected, type Collector, collect, type Mosquitto, startMosquitto, until } from "./helpers/mosquitto.js";
 import { type PtyPair, startPtyPair } from "./helpers/pty.js";
@@ -165,8 +165,8 @@ describe("load advisor: telegrams in a pseudo-terminal to recommendations on mos
   let broker: Mosquitto;
   let pty: PtyPair;
   let sub: Collector;
-  let bridge: BridgeProcess;
-  const log = (): string => bridge.log();
+  let bridge: CliProcess;
+  const log = (): string => bridge.output();
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), "m2m-loads-e2e-"));

@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openArchiveReadOnly } from "../src/outputs/archive/index.js";
-import { type BridgeProcess, startBridge } from "./helpers/bridge.js";
+import { type CliProcess, startBridge } from "./helpers/bridge.js";
 import { EMU2_FIRMWARE, EMU2_IDS, Emu2 } from "./helpers/emu2.js";
 import { type Collected, type Collector, collect, type Mosquitto, startMosquitto, until } from "./helpers/mosquitto.js";
 import { type PtyPair, startPtyPair } from "./helpers/pty.js";
@@ -23,8 +23,8 @@ describe("EMU-2 over a pseudo-terminal to mosquitto and SQLite", () => {
   let pty: PtyPair;
   let emu: Emu2;
   let sub: Collector;
-  let bridge: BridgeProcess;
-  const log = (): string => bridge.log();
+  let bridge: CliProcess;
+  const log = (): string => bridge.output();
 
   const states = (): State[] => sub.messages.filter((m) => m.topic === STATE).map((m) => JSON.parse(m.payload));
   /** The first state (already received or arriving within the timeout) that has all of `want`. */

@@ -4,32 +4,20 @@
  * enforcing stand-in; then `meter2mqtt backfill` of a year (eight 45-day windows) killed halfway with SIGKILL and
  * run again: it goes on from the window it had not finished and stores and sends nothing twice.
  */
-import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openArchiveReadOnly } from "../src/outputs/archive/index.js";
 import { dayIn } from "../src/sources/smarthub/windows.js";
+import { type CliProcess, spawnCli } from "./helpers/bridge.js";
 import { type FakeHa, startFakeHa } from "./helpers/fake-ha.js";
 import { type FakeSmarthub, startFakeSmarthub } from "./helpers/fake-smarthub.js";
 import { type Collector, collect, type Mosquitto, startMosquitto, until } from "./helpers/mosquitto.js";
 
-const ROOT = join(import.meta.dirname, "..");
 const PASSWORD = "correct horse battery";
 const SECRET = "KRUGS4ZAON2XAZLSEBZWKY3SMV2CA4DBONZWK";
 const round6 = (v: number) => Math.round(v * 1e6) / 1e6;
-
-function spawnCli(args: string[]): { child: ChildProcess; output: () => string; exit: Promise<number | null> } {
-  let out = "";
-  const child = spawn(process.execPath, ["--import", "tsx", "src/cli.ts", ...args], {
-    cwd: ROOT,
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
-  child.stderr!.on("data", (d: Buffer) => (out += d.toString()));
-  return { child, output: () => out, exit: new Promise((r) => child.once("exit", (code) => r(code))) };
-}
 
 /** HA's running sums of one statistic against the portal's hourly values. */
 function expectedSums(fake: FakeSmarthub, key: "import" | "export" | "cost") {
@@ -60,7 +48,7 @@ describe("SmartHub end to end", () => {
     let broker: Mosquitto;
     let sub: Collector;
     let portal: FakeSmarthub;
-    let bridge: ReturnType<typeof spawnCli>;
+    let bridge: CliProcess;
 
     beforeAll(async () => {
       [broker, portal] = await Promise.all([

@@ -3,18 +3,16 @@
  * folder, publishes to mosquitto, archives to SQLite and sends HA long-term statistics to the enforcing stand-in;
  * then `meter2mqtt import` of downloaded files as a user runs it.
  */
-import { type ChildProcess, spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openArchiveReadOnly } from "../src/outputs/archive/index.js";
+import { type CliProcess, spawnCli } from "./helpers/bridge.js";
 import { type Dovecot, startDovecot } from "./helpers/dovecot.js";
 import { type FakeHa, startFakeHa } from "./helpers/fake-ha.js";
 import { type Collector, collect, type Mosquitto, startMosquitto, until } from "./helpers/mosquitto.js";
 import { csvAttachment, expectedTotals, type Row, SMT_SENDER, smtCsv, smtDay, smtEmail } from "./helpers/smt.js";
-
-const ROOT = join(import.meta.dirname, "..");
 
 /** Running sums per hour a fresh import of `days` gives, kWh rounded as HA would show them. */
 function sums(days: { day: string; rows: Row[] }[], dir: "import" | "export") {
@@ -28,24 +26,13 @@ function sums(days: { day: string; rows: Row[] }[], dir: "import" | "export") {
 const haSums = (ha: FakeHa, id: string) =>
   ha.rows(id).map((r) => ({ start: r.start, sum: Math.round(r.sum! * 1e6) / 1e6 }));
 
-function spawnCli(args: string[]): { child: ChildProcess; output: () => string; exit: Promise<number | null> } {
-  let out = "";
-  const child = spawn(process.execPath, ["--import", "tsx", "src/cli.ts", ...args], {
-    cwd: ROOT,
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
-  child.stderr!.on("data", (d: Buffer) => (out += d.toString()));
-  return { child, output: () => out, exit: new Promise((r) => child.once("exit", (code) => r(code))) };
-}
-
 describe("Smart Meter Texas end to end", () => {
   let dir: string;
   let broker: Mosquitto;
   let dovecot: Dovecot;
   let ha: FakeHa;
   let sub: Collector;
-  let bridge: ReturnType<typeof spawnCli>;
+  let bridge: CliProcess;
   const d1 = {
     day: "2025-06-14",
     rows: smtDay({ day: "2025-06-14", channels: ["Consumption", "Surplus Generation"] }),
