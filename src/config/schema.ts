@@ -14,6 +14,14 @@ const id = z
 
 const seconds = z.number().min(0);
 
+/** A 16-byte key written as 32 hex digits (spaces and a 0x prefix tolerated), normalised to lowercase. */
+function hex16(what: string) {
+  return z
+    .string()
+    .transform((v) => v.replace(/^0x/i, "").replace(/[\s:-]/g, "").toLowerCase())
+    .refine((v) => /^[0-9a-f]{32}$/.test(v), `expected ${what}`);
+}
+
 export const MqttSchema = z.strictObject({
   url: z
     .string()
@@ -85,6 +93,13 @@ export const DsmrMeterSchema = z.strictObject({
   /** file: ports only: milliseconds between replayed telegrams, and whether to start over at the end. */
   replay_interval_ms: z.number().int().min(0).default(1000),
   replay_loop: z.boolean().default(false),
+  /**
+   * Encrypted P1 (Luxembourg Smarty and others): the meter's AES-128-GCM key, 32 hex digits, from the grid
+   * operator. Without it an encrypted meter cannot be read.
+   */
+  key: hex16("the 32-hex-digit key your grid operator gave you").optional(),
+  /** The authentication key (AAD) some grid operators hand out with the key, also 32 hex digits. */
+  aad: hex16("the 32-hex-digit authentication key your grid operator gave you").optional(),
 });
 
 /** Rainforest EMU-2 / RAVEn: USB serial only (no TCP; the Eagle gateways speak another protocol), or a capture. */
@@ -330,5 +345,6 @@ export function secretsOf(cfg: Config): string[] {
     cfg.influx?.password,
     ...cfg.meters.map((m) => (m.type === "smt" ? m.imap?.password : undefined)),
     ...cfg.meters.flatMap((m) => (m.type === "smarthub" ? [m.password, m.totp_secret] : [])),
+    ...cfg.meters.flatMap((m) => (m.type === "dsmr" ? [m.key, m.aad] : [])),
   ].filter((s): s is string => typeof s === "string");
 }
