@@ -123,8 +123,11 @@ function nullRow(meter: string, h: number): EnergyRow {
 
 /** The hourly energy the home meter's day must give, from the rates and the documented rules. */
 function expectedHomeHourly(): EnergyRow[] {
-  // The hour before the first reading's hour has nothing to subtract from.
-  const rows = [nullRow("home", -1)];
+  // The first reading (00:00:00Z) ends the hour before; a meter's first hour counts from its first reading: 0.
+  const zero = { import_kwh: 0, import_tariff1_kwh: 0, import_tariff2_kwh: 0, export_kwh: 0 };
+  const rows: EnergyRow[] = [
+    { ...nullRow("home", -1), ...zero, export_tariff1_kwh: 0, export_tariff2_kwh: 0, net_kwh: 0 },
+  ];
   for (let h = 0; h < 24; h++) {
     if (h === 18 || h === 19) continue; // no readings: no row
     if (h === 13) {
@@ -154,7 +157,7 @@ function expectedHomeHourly(): EnergyRow[] {
 }
 
 function expectedFlatHourly(): EnergyRow[] {
-  const rows = [nullRow("flat", -1)];
+  const rows = [{ ...nullRow("flat", -1), import_kwh: 0, export_kwh: 0, net_kwh: 0 }];
   for (let h = 0; h < 24; h++) rows.push({ ...nullRow("flat", h), import_kwh: 0.5, export_kwh: 0, net_kwh: 0.5 });
   return rows;
 }

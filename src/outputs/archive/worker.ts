@@ -1,6 +1,7 @@
 import { parentPort, workerData } from "node:worker_threads";
 import type Database from "better-sqlite3";
 import { migrate, missingColumns, openWritable, sqlDir } from "./db.js";
+import { hourKeeper, hourOf } from "./hours.js";
 import { type IntervalStore, intervalStore } from "./intervals.js";
 import type { Batch, FromWorker, MeterRow, ToWorker, WorkerInit } from "./protocol.js";
 
@@ -44,11 +45,14 @@ function prepare(db: Database.Database): (batch: Batch) => number {
   const nNum = init.numberColumns.length;
   const nStr = init.stringColumns.length;
   const params: (string | number | null)[] = new Array(2 + nNum + nStr).fill(null);
+  const hours = hourKeeper(db);
 
   return db.transaction((b: Batch): number => {
     for (const m of b.meters as MeterRow[]) upsertMeter.run(m);
     let inserted = 0;
     const span = new Map<string, [number, number]>();
+    /** Hours (UTC ms) that gained readings, per meter. */
+    const touched = new Map<string, Set<number>>();
     for (let i = 0; i < b.count; i++) {
       const meterId = b.meterIds[i] as string;
       const t = b.times[i] as number;
@@ -59,7 +63,13 @@ function prepare(db: Database.Database): (batch: Batch) => number {
         params[2 + c] = Number.isNaN(v) ? null : v;
       }
       for (let c = 0; c < nStr; c++) params[2 + nNum + c] = b.strings[i * nStr + c] ?? null;
-      inserted += insert.run(params).changes;
+      const changes = insert.run(params).changes;
+      inserted += changes;
+      if (changes > 0) {
+        const set = touched.get(meterId);
+        if (set) set.add(hourOf(t));
+        else touched.set(meterId, new Set([hourOf(t)]));
+      }
       const s = span.get(meterId);
       if (!s) span.set(meterId, [t, t]);
       else {
@@ -67,6 +77,11 @@ function prepare(db: Database.Database): (batch: Batch) => number {
         if (t > s[1]) s[1] = t;
       }
     }
+    for (const [id, set] of touched)
+      hours.update(
+        id,
+        [...set].sort((a, b) => a - b),
+      );
     for (const [id, [first, last]] of span) {
       seen.run(id, new Date(first).toISOString(), new Date(last).toISOString());
     }
