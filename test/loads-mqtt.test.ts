@@ -201,7 +201,9 @@ describe("load advisor over MQTT", () => {
         watcher.messages.indexOf(m) > seen && m.topic === "t_mode/loads/boiler/state" && stateOf(m).mode === "auto",
       5000,
     );
-    expect(log.at("warn")).toEqual(['boiler: mode "maybe" ignored, expected auto, on, off']);
+    expect(log.at("warn")).toEqual([
+      'boiler: mode "maybe" on t_mode/loads/boiler/mode/set ignored, expected auto, on, off',
+    ]);
   });
 
   it("carries on from the previous run's retained state instead of starting off", async () => {

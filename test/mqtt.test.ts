@@ -263,7 +263,8 @@ describe("MqttOutput against mosquitto", () => {
     await ha.publishAsync("ha_birth/status", "offline");
     await ha.publishAsync("ha_birth/status", "online");
     const configs = (): number => watcher.messages.filter((m) => m.topic.endsWith("/config")).length;
-    await watcher.waitFor(() => configs() === 4);
+    // Re-sends are spaced (a flood of `online` costs one): this one comes a few seconds after the first.
+    await watcher.waitFor(() => configs() === 4, 15_000);
     expect(out.stats.discoveryPublished).toBe(before + 4);
   });
 

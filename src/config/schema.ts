@@ -12,13 +12,30 @@ const id = z
   .string()
   .regex(/^[a-z0-9_]{1,64}$/, "expected lowercase letters, digits and _ (it is used in MQTT topics and entity ids)");
 
+/**
+ * The start of every topic the bridge publishes to (base_topic, discovery_prefix): like a meter id, plus upper case,
+ * `-` and `/` between levels. A `+`, `#` or `$` there is refused by the broker, which drops the connection of a
+ * client publishing to it, after every reconnect.
+ */
+const topicPart = z
+  .string()
+  .regex(
+    /^(?=.{1,64}$)[A-Za-z0-9_-]+(\/[A-Za-z0-9_-]+)*$/,
+    "expected letters, digits, _ and -, with / between levels (no wildcards + or #, no $, no empty level)",
+  );
+
 const seconds = z.number().min(0);
 
 /** A 16-byte key written as 32 hex digits (spaces and a 0x prefix tolerated), normalised to lowercase. */
 function hex16(what: string) {
   return z
     .string()
-    .transform((v) => v.replace(/^0x/i, "").replace(/[\s:-]/g, "").toLowerCase())
+    .transform((v) =>
+      v
+        .replace(/^0x/i, "")
+        .replace(/[\s:-]/g, "")
+        .toLowerCase(),
+    )
     .refine((v) => /^[0-9a-f]{32}$/.test(v), `expected ${what}`);
 }
 
@@ -30,12 +47,9 @@ export const MqttSchema = z.strictObject({
   username: z.string().optional(),
   password: z.string().optional(),
   client_id: z.string().optional(),
-  base_topic: z
-    .string()
-    .regex(/^[^#+]+$/, "expected a topic without wildcards")
-    .default("meter2mqtt"),
+  base_topic: topicPart.default("meter2mqtt"),
   discovery: z.boolean().default(true),
-  discovery_prefix: z.string().default("homeassistant"),
+  discovery_prefix: topicPart.default("homeassistant"),
   /**
    * Minimum seconds between two publications of a value of each kind, so a meter that sends every
    * second does not flood HA's recorder. A value that did not change is never re-sent; kinds not

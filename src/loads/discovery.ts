@@ -51,20 +51,39 @@ export function loadStateMessage(s: LoadSnapshot): LoadStateMessage {
   };
 }
 
-/** An earlier run's state from its retained message; undefined when it is not one of ours. */
-export function parseLoadState(payload: string): { on: boolean; since: number; mode: Mode } | undefined {
+/** A restored `since` may be this far ahead of our clock (another machine's clock, a second of skew). */
+const SINCE_SLACK_MS = 5 * 60_000;
+/** Longer than any retained state is worth believing (a payload would have to be hand-made to be this big). */
+const MAX_STATE_BYTES = 1024;
+
+/**
+ * An earlier run's state from its retained message: the state, or why it is not believed. Anyone can retain a
+ * message on the topic, so everything is checked: a known state and mode, and a `since` that is a time not in the
+ * future (a `since` of 9999 would hold a load off its minimum time forever).
+ */
+export function parseLoadState(
+  payload: string,
+  now: number,
+): { ok: true; on: boolean; since: number; mode: Mode } | { ok: false; why: string } {
+  if (payload.length > MAX_STATE_BYTES) return { ok: false, why: `${payload.length} bytes long` };
+  let m: Partial<Record<keyof LoadStateMessage, unknown>>;
   try {
-    const m = JSON.parse(payload) as Partial<LoadStateMessage>;
-    if ((m.state !== "on" && m.state !== "off") || !MODES.includes(m.mode as Mode)) return undefined;
-    const since = typeof m.since === "string" ? Date.parse(m.since) : Number.NaN;
-    return {
-      on: m.state === "on",
-      mode: m.mode as Mode,
-      since: Number.isNaN(since) ? Number.NEGATIVE_INFINITY : since,
-    };
+    const parsed: unknown = JSON.parse(payload);
+    if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed))
+      return { ok: false, why: "not a JSON object" };
+    m = parsed as typeof m;
   } catch {
-    return undefined;
+    return { ok: false, why: "not JSON" };
   }
+  if (m.state !== "on" && m.state !== "off") return { ok: false, why: "state is neither on nor off" };
+  if (!MODES.includes(m.mode as Mode)) return { ok: false, why: `mode is not one of ${MODES.join(", ")}` };
+  let since = Number.NEGATIVE_INFINITY;
+  if (m.since !== null && m.since !== undefined) {
+    since = typeof m.since === "string" && m.since.length <= 40 ? Date.parse(m.since) : Number.NaN;
+    if (Number.isNaN(since)) return { ok: false, why: "since is not a time" };
+    if (since > now + SINCE_SLACK_MS) return { ok: false, why: "since is in the future" };
+  }
+  return { ok: true, on: m.state === "on", mode: m.mode as Mode, since };
 }
 
 export interface LoadDiscoveryContext {

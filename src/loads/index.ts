@@ -6,8 +6,8 @@
 import type { Bus } from "../bus.js";
 import type { Config, LoadConfig } from "../config/schema.js";
 import type { MqttOutput } from "../outputs/mqtt/index.js";
-import type { Clock } from "../util/clock.js";
-import { type Logger, rootLogger } from "../util/log.js";
+import { type Clock, systemClock } from "../util/clock.js";
+import { type Logger, LogLimiter, quote, rootLogger } from "../util/log.js";
 import { type AdvisedLoad, LoadAdvisor, type LoadSnapshot } from "./advisor.js";
 import { MODES, type Mode } from "./control.js";
 import { loadDiscovery, loadModeTopic, loadStateMessage, loadStateTopic, parseLoadState } from "./discovery.js";
@@ -17,6 +17,8 @@ export { LoadGroup, type LoadSpec, type LoadStatus, MODES, type Mode, REASONS, t
 export * from "./discovery.js";
 
 const OWNER = "loads";
+/** The longest mode command taken: "auto" with room for whitespace around it. */
+const MAX_MODE_LENGTH = 16;
 
 export function advisedLoad(l: LoadConfig): AdvisedLoad {
   return {
@@ -40,6 +42,9 @@ export class LoadAdvisorService {
   readonly advisor: LoadAdvisor;
   private readonly loads: ReadonlyMap<string, LoadConfig>;
   private readonly log: Logger;
+  private readonly clock: Clock;
+  /** Bad commands are anyone's to send: one warning a minute per load, however many come. */
+  private readonly limiter: LogLimiter;
   private mqtt?: MqttOutput;
   private readonly unsubscribe: (() => void)[] = [];
 
@@ -48,6 +53,8 @@ export class LoadAdvisorService {
     opts: { clock?: Clock; log?: Logger } = {},
   ) {
     this.log = opts.log ?? rootLogger.child("loads");
+    this.clock = opts.clock ?? systemClock;
+    this.limiter = new LogLimiter(this.log);
     this.loads = new Map(config.loads.map((l) => [l.id, l]));
     this.advisor = new LoadAdvisor(
       config.loads.map(advisedLoad),
@@ -78,17 +85,28 @@ export class LoadAdvisorService {
       );
       this.unsubscribe.push(
         mqtt.subscribe(loadModeTopic(base, l.id), (payload) => {
-          const mode = payload.trim().toLowerCase();
+          const mode = payload.length <= MAX_MODE_LENGTH ? payload.trim().toLowerCase() : "";
           if (MODES.includes(mode as Mode)) this.advisor.setMode(l.id, mode as Mode);
-          else this.log.warn(`${l.id}: mode "${payload.slice(0, 40)}" ignored, expected ${MODES.join(", ")}`);
+          else
+            this.limiter.warn(
+              `mode:${l.id}`,
+              `${l.id}: mode ${quote(payload)} on ${loadModeTopic(base, l.id)} ignored, expected ${MODES.join(", ")}`,
+            );
         }),
       );
       // The previous run's retained state: the first message on our own topic, then no more (it echoes ours).
       const stateTopic = loadStateTopic(base, l.id);
       const stop = mqtt.subscribe(stateTopic, (payload, retained) => {
         stop();
-        const previous = retained ? parseLoadState(payload) : undefined;
-        if (previous && this.advisor.restore(l.id, previous))
+        if (!retained) return;
+        const previous = parseLoadState(payload, this.clock.now());
+        if (!previous.ok) {
+          this.log.warn(
+            `${l.id}: the retained state on ${stateTopic} is ignored (${previous.why}): ${quote(payload)}; starting afresh`,
+          );
+          return;
+        }
+        if (this.advisor.restore(l.id, previous))
           this.log.info(`${l.id}: carrying on from the last run: ${previous.on ? "on" : "off"}, mode ${previous.mode}`);
       });
       this.unsubscribe.push(stop);

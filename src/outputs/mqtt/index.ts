@@ -12,7 +12,7 @@ import type { MqttConfig } from "../../config/schema.js";
 import { quantity } from "../../model/quantities.js";
 import type { MeterInfo, Reading, SourceStatus } from "../../model/types.js";
 import { type Clock, systemClock, type Timer } from "../../util/clock.js";
-import { type Logger, redact, rootLogger } from "../../util/log.js";
+import { type Logger, LogLimiter, redact, rootLogger } from "../../util/log.js";
 import {
   bridgeStateTopic,
   type DiscoveryOrigin,
@@ -31,7 +31,26 @@ export { MeterState } from "./state.js";
 /** mqtt.js retries at this fixed period; short enough that a broker restart costs seconds of data, not minutes. */
 const RECONNECT_PERIOD_MS = 2000;
 /** How long stop() waits for the broker to take the final `offline`: a dead broker must not hold up shutdown. */
-const STOP_WAIT_MS = 2000;
+const STOP_WAIT_MS = 1500;
+/**
+ * Home Assistant announces `online` once when it starts; anyone else may publish it a thousand times. The first
+ * `online` after a quiet spell is answered after this pause (a burst is answered once), and the discovery is not
+ * sent again sooner than HA_RESEND_GAP_MS after the previous re-send, however many arrive.
+ */
+const HA_STATUS_DEBOUNCE_MS = 1000;
+const HA_RESEND_GAP_MS = 5000;
+/** Inbound messages on the topics this bridge subscribes to are commands and states of a few bytes. */
+export const MAX_INBOUND_BYTES = 4096;
+/**
+ * A broker that stops answering (hung, SIGSTOPped, a half-open NAT) is noticed well before the keepalive: a QoS 1
+ * publication without its acknowledgement, a ping without its answer, or bytes that stay unwritten this long.
+ * mqtt.js sends its own pings only when it has sent nothing for a keepalive, so a bridge that publishes every
+ * second would never notice at all.
+ */
+const STALL_MS = 6000;
+/** Without anything from the broker for this long, a ping asks whether it is still there. */
+const PROBE_AFTER_MS = 5000;
+const WATCHDOG_TICK_MS = 1000;
 /**
  * A change held back by its interval normally rides on the next reading. This timer sends it anyway when the
  * meter falls quiet, so the last value before a pause is not lost; the slack keeps the timer from racing a
@@ -66,11 +85,29 @@ export interface MqttOutputOptions {
   log?: Logger;
   version?: string;
   connectTimeoutMs?: number;
+  /**
+   * Keep trying when the first connection takes longer than connectTimeoutMs (the bridge: a broker that comes up
+   * after us); start() then resolves whenever it connects. Only a refusal (credentials) rejects.
+   */
+  persistent?: boolean;
+  /** Tests shorten the stall detection (see STALL_MS). */
+  stallMs?: number;
 }
 
 export class MqttOutput {
   /** published: state messages; discoveryPublished: discovery configs; reconnects: connections regained. */
-  readonly stats = { published: 0, discoveryPublished: 0, reconnects: 0 };
+  readonly stats = {
+    published: 0,
+    discoveryPublished: 0,
+    reconnects: 0,
+    /** Home Assistant `online` announcements received, and the re-sends they caused. */
+    haOnline: 0,
+    haResends: 0,
+    /** Inbound messages dropped for their size. */
+    oversized: 0,
+    /** Connections given up because the broker stopped answering. */
+    stalls: 0,
+  };
 
   private readonly clock: Clock;
   private readonly log: Logger;
@@ -98,6 +135,20 @@ export class MqttOutput {
   private lastError?: string;
   private abortStart?: (err: Error) => void;
   private stopping?: Promise<void>;
+  private readonly persistent: boolean;
+  private readonly stallMs: number;
+  private readonly limiter: LogLimiter;
+  /** A re-send for Home Assistant's `online` waiting for its burst to end, and when the last one went out. */
+  private haTimer?: NodeJS.Timeout;
+  private haResentAt = Number.NEGATIVE_INFINITY;
+  /** Stall watchdog: real time, whatever clock the meters run on. */
+  private watchdog?: NodeJS.Timeout;
+  private lastInbound = 0;
+  private pingSentAt?: number;
+  /** QoS 1 publications not yet acknowledged, by our own sequence number: when each was sent. */
+  private readonly unacked = new Map<number, number>();
+  private ackSeq = 0;
+  private written?: { bytes: number; since: number };
 
   constructor(
     private readonly cfg: MqttConfig,
@@ -108,6 +159,9 @@ export class MqttOutput {
     this.log = opts.log ?? rootLogger.child("mqtt");
     this.origin = originOf(opts.version);
     this.connectTimeoutMs = opts.connectTimeoutMs ?? 10_000;
+    this.persistent = opts.persistent ?? false;
+    this.stallMs = opts.stallMs ?? STALL_MS;
+    this.limiter = new LogLimiter(this.log);
     this.base = cfg.base_topic;
     this.where = describeUrl(cfg.url);
     for (const desc of meters)
@@ -137,6 +191,8 @@ export class MqttOutput {
       reconnectOnConnackError: true,
       connectTimeout: Math.min(this.connectTimeoutMs, 10_000),
       keepalive: 30,
+      // Ping every keepalive even while publishing (see STALL_MS).
+      reschedulePings: false,
       clean: true,
       // Stale state messages are worthless after an outage; the reconnect handler sends the latest once.
       queueQoSZero: false,
@@ -151,15 +207,24 @@ export class MqttOutput {
       this.lastError = this.scrub(err.message);
       this.log.debug(() => `${this.where}: ${this.lastError}`);
     });
-    client.on("message", (topic, payload, packet) => this.onMessage(topic, payload.toString(), packet.retain));
+    client.on("message", (topic, payload, packet) => this.onMessage(topic, payload, packet.retain));
+    client.on("packetreceive", () => {
+      this.lastInbound = Date.now();
+      this.pingSentAt = undefined;
+    });
+    this.watchdog = setInterval(() => this.checkStall(), WATCHDOG_TICK_MS);
+    this.watchdog.unref();
 
     return new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
         const why = this.lastError ? `: ${this.lastError}` : " (no answer)";
-        fail(
-          new Error(
-            `cannot connect to the MQTT broker at ${this.where} within ${this.connectTimeoutMs / 1000} s${why}`,
-          ),
+        const message = `cannot connect to the MQTT broker at ${this.where} within ${this.connectTimeoutMs / 1000} s${why}`;
+        if (!this.persistent) {
+          fail(new Error(message));
+          return;
+        }
+        this.log.warn(
+          `${message}; meters are read and archived meanwhile, and the connection is tried every ${RECONNECT_PERIOD_MS / 1000} s`,
         );
       }, this.connectTimeoutMs);
       const done = (): void => {
@@ -316,8 +381,16 @@ export class MqttOutput {
 
   private async shutdown(): Promise<void> {
     for (const m of this.meters.values()) this.clearFlush(m);
+    if (this.watchdog) clearInterval(this.watchdog);
+    if (this.haTimer) clearTimeout(this.haTimer);
+    this.haTimer = undefined;
     const client = this.client;
     if (!client) return;
+    // What min_interval held back goes out before `offline`: the last values HA keeps are the newest ones.
+    if (client.connected) {
+      const now = this.clock.now();
+      for (const m of this.meters.values()) if (m.state.pending().length > 0) this.sendState(m, m.state.takeAll(now));
+    }
     this.abortStart?.(new Error(`stopped before connecting to the MQTT broker at ${this.where}`));
     if (!client.connected) {
       client.end(true);
@@ -351,6 +424,10 @@ export class MqttOutput {
     this.connectedOnce = true;
     this.down = false;
     this.lastError = undefined;
+    this.lastInbound = Date.now();
+    this.pingSentAt = undefined;
+    this.unacked.clear();
+    this.written = undefined;
     if (this.cfg.discovery)
       this.client?.subscribe(haStatusTopic(this.cfg.discovery_prefix), { qos: 1 }, (err) => {
         if (err) this.log.warn(`cannot subscribe to Home Assistant's status: ${this.scrub(err.message)}`);
@@ -368,9 +445,20 @@ export class MqttOutput {
     this.log.warn(`lost the connection to ${this.where}${why}; retrying every ${RECONNECT_PERIOD_MS / 1000} s`);
   }
 
-  private onMessage(topic: string, payload: string, retained: boolean): void {
+  /** Anyone may publish on the topics we subscribe to: each message costs a bounded amount, whatever it holds. */
+  private onMessage(topic: string, bytes: Buffer, retained: boolean): void {
+    if (this.stopping) return;
     const handlers = this.handlers.get(topic);
     if (handlers) {
+      if (bytes.length > MAX_INBOUND_BYTES) {
+        this.stats.oversized++;
+        this.limiter.warn(
+          `size:${topic}`,
+          `a message of ${bytes.length} bytes on ${topic} ignored: more than ${MAX_INBOUND_BYTES} bytes is no command`,
+        );
+        return;
+      }
+      const payload = bytes.toString();
       for (const handler of [...handlers])
         try {
           handler(payload, retained);
@@ -379,10 +467,60 @@ export class MqttOutput {
         }
       return;
     }
+    if (topic !== haStatusTopic(this.cfg.discovery_prefix)) return;
     // A retained `online` is an old announcement replayed on subscribe; the connect just re-sent everything.
-    if (topic !== haStatusTopic(this.cfg.discovery_prefix) || payload !== "online" || retained) return;
-    this.log.info("Home Assistant came online: sending discovery and states again");
-    this.republish();
+    if (retained || bytes.length !== 6 || bytes.toString() !== "online") return;
+    this.stats.haOnline++;
+    if (this.haTimer) return;
+    const at = Math.max(Date.now() + HA_STATUS_DEBOUNCE_MS, this.haResentAt + HA_RESEND_GAP_MS);
+    this.haTimer = setTimeout(() => {
+      this.haTimer = undefined;
+      if (this.stopping || !this.client?.connected) return;
+      this.haResentAt = Date.now();
+      this.stats.haResends++;
+      this.log.info("Home Assistant came online: sending discovery and states again");
+      this.republish();
+    }, at - Date.now());
+    this.haTimer.unref();
+  }
+
+  /** Gives up a connection the broker stopped answering on; mqtt.js then reconnects and we send everything again. */
+  private checkStall(): void {
+    const client = this.client;
+    if (!client || this.stopping || !client.connected) {
+      this.unacked.clear();
+      this.pingSentAt = undefined;
+      this.written = undefined;
+      return;
+    }
+    const now = Date.now();
+    let why: string | undefined;
+    let oldest = Number.POSITIVE_INFINITY;
+    for (const at of this.unacked.values()) oldest = Math.min(oldest, at);
+    if (now - oldest > this.stallMs) why = `no acknowledgement for ${Math.round((now - oldest) / 1000)} s`;
+    if (this.pingSentAt !== undefined && now - this.pingSentAt > this.stallMs)
+      why ??= `no answer to a ping for ${Math.round((now - this.pingSentAt) / 1000)} s`;
+    const stream = client.stream as { writableLength?: number; bytesWritten?: number } | undefined;
+    if ((stream?.writableLength ?? 0) > 0) {
+      const bytes = stream?.bytesWritten ?? 0;
+      if (this.written?.bytes !== bytes) this.written = { bytes, since: now };
+      else if (now - this.written.since > this.stallMs)
+        why ??= `${stream?.writableLength} bytes not taken for ${Math.round((now - this.written.since) / 1000)} s`;
+    } else this.written = undefined;
+    if (why) {
+      this.stats.stalls++;
+      this.lastError = `the broker stopped answering: ${why}`;
+      this.unacked.clear();
+      this.pingSentAt = undefined;
+      this.written = undefined;
+      // mqtt.js sees the socket close and reconnects; onConnect then sends the latest of everything.
+      client.stream?.destroy();
+      return;
+    }
+    if (this.pingSentAt === undefined && now - this.lastInbound > Math.min(PROBE_AFTER_MS, this.stallMs)) {
+      this.pingSentAt = now;
+      client.sendPing();
+    }
   }
 
   /** After a (re)connect or an HA restart: bridge online, every discovery config, availability, latest states. */
@@ -496,7 +634,10 @@ export class MqttOutput {
   }
 
   private publish(topic: string, payload: string, qos: 0 | 1, retain = true): void {
+    const seq = qos === 1 ? ++this.ackSeq : 0;
+    if (qos === 1) this.unacked.set(seq, Date.now());
     this.client?.publish(topic, payload, { qos, retain }, (err) => {
+      if (qos === 1) this.unacked.delete(seq);
       if (err) this.log.debug(() => `not published to ${topic}: ${this.scrub(err.message)}`);
     });
   }
