@@ -45,7 +45,8 @@ const near = (actual: unknown, expected: number): void => {
 const inCatalogueUnit = (value: unknown, unit: unknown): number =>
   Number(value) * 10 ** (typeof unit === "string" ? (UNIT_EXP[unit]?.exp ?? 0) : 0);
 
-const numericByObis = new Map(NUMERIC.map(([code, name]) => [code, name]));
+// The first quantity of a code; the limiter threshold has a second one for kVA (Luxembourg).
+const numericByObis = new Map([...NUMERIC].reverse().map(([code, name]) => [code, name]));
 
 /** Checks one asserted OBIS object against the decoded telegram; returns false if the code is unknown here. */
 function check(t: Telegram, obis: string, exp: Record<string, unknown>): boolean {
@@ -79,7 +80,8 @@ function check(t: Telegram, obis: string, exp: Record<string, unknown>): boolean
   if (name) {
     // DSMR 3 states the limiter in A, not kW: such a value stays unmapped and only raw.
     if (name === "limiter_threshold_w" && exp.unit === "A") return raw !== undefined;
-    near(t.values[name], inCatalogueUnit(exp.value ?? exp["float(value)"], exp.unit));
+    const which = name === "limiter_threshold_w" && exp.unit === "kVA" ? "limiter_threshold_va" : name;
+    near(t.values[which], inCatalogueUnit(exp.value ?? exp["float(value)"], exp.unit));
     return true;
   }
   switch (obis) {

@@ -241,6 +241,32 @@ for (const dir of ["import", "export"] as const) {
     disabledByDefault: true,
   });
 }
+for (const dir of ["import", "export"] as const) {
+  for (const t of TARIFFS) {
+    add({
+      name: `reactive_energy_${dir}_tariff${t}_kvarh`,
+      label: `Reactive energy ${dir} tariff ${t}`,
+      kind: "reactive_energy",
+      type: "number",
+      unit: "kvarh",
+      stateClass: "total",
+      icon: "mdi:sine-wave",
+      precision: 3,
+      disabledByDefault: true,
+    });
+  }
+  add({
+    name: `apparent_power_${dir}_va`,
+    label: `Apparent power ${dir}`,
+    kind: "power",
+    type: "number",
+    unit: "VA",
+    deviceClass: "apparent_power",
+    stateClass: "measurement",
+    precision: 0,
+    disabledByDefault: true,
+  });
+}
 for (const q of [1, 2, 3, 4] as const) {
   add({
     name: `reactive_power_q${q}_var`,
@@ -380,6 +406,44 @@ for (const p of PHASES) {
     disabledByDefault: true,
   });
 }
+add({
+  name: "limiter_threshold_va",
+  label: "Limiter threshold",
+  kind: "power",
+  type: "number",
+  unit: "VA",
+  deviceClass: "apparent_power",
+  entityCategory: "diagnostic",
+  archive: false,
+  disabledByDefault: true,
+});
+add({
+  name: "text_message_code",
+  label: "Text message code",
+  kind: "text",
+  type: "string",
+  icon: "mdi:message-alert-outline",
+  entityCategory: "diagnostic",
+  disabledByDefault: true,
+});
+add({
+  name: "meter_serial",
+  label: "Meter serial number",
+  kind: "text",
+  type: "string",
+  icon: "mdi:identifier",
+  entityCategory: "diagnostic",
+  disabledByDefault: true,
+});
+add({
+  name: "meter_status",
+  label: "Meter status",
+  kind: "text",
+  type: "string",
+  icon: "mdi:list-status",
+  entityCategory: "diagnostic",
+  disabledByDefault: true,
+});
 add({
   name: "text_message",
   label: "Text message",

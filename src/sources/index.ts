@@ -35,6 +35,9 @@ export interface DecodeOptions {
   raw?: boolean;
   /** The file name, for messages that point at a line. */
   source: string;
+  /** AES-128-GCM key and authentication key (32 hex digits each) of encrypted P1 and HAN frames. */
+  key?: string;
+  aad?: string;
 }
 
 /** Streaming decoders by `--format`: bytes in, items out, in order. */

@@ -1,6 +1,8 @@
+import { keyBytes } from "../glo-cipher.js";
+import { bytesOrHex } from "../hex-input.js";
 import type { DecodeItem, DecodeOptions } from "../index.js";
-import { decodeTelegram, type Telegram } from "./decode.js";
-import { type FrameEvent, TelegramFramer } from "./framer.js";
+import type { Telegram } from "./decode.js";
+import { DsmrStream, type StreamItem } from "./stream.js";
 
 const isoOrNull = (ms: number | null | undefined): string | null | undefined =>
   ms === undefined ? undefined : ms === null ? null : new Date(ms).toISOString();
@@ -21,20 +23,24 @@ export function telegramJson(t: Telegram): Record<string, unknown> {
   return out;
 }
 
+/** `decode --format dsmr [--key HEX --aad HEX]`: plain or encrypted telegrams, as bytes or as hex text. */
 export async function* dsmrDecoder(input: AsyncIterable<Buffer>, opts: DecodeOptions): AsyncIterable<DecodeItem> {
-  const framer = new TelegramFramer();
-  function* items(events: FrameEvent[]): Iterable<DecodeItem> {
-    for (const ev of events) {
-      if ("frame" in ev) {
-        const r = decodeTelegram(ev.frame, { timezone: opts.timezone, raw: opts.raw });
-        yield r.ok
-          ? { ok: true, json: telegramJson(r.telegram) }
-          : { ok: false, reason: `telegram (${ev.frame.length} bytes): ${r.reason}` };
-      } else yield { ok: false, reason: `frame (${ev.bytes} bytes): ${ev.rejected}` };
+  const stream = new DsmrStream({
+    timezone: opts.timezone,
+    raw: opts.raw,
+    key: keyBytes(opts.key),
+    aad: keyBytes(opts.aad),
+  });
+  function* items(list: StreamItem[]): Iterable<DecodeItem> {
+    for (const it of list) {
+      yield it.ok
+        ? { ok: true, json: telegramJson(it.telegram) }
+        : {
+            ok: false,
+            reason: `${it.noKey ? "encrypted telegram" : "telegram"} (${it.bytes} bytes): ${it.noKey ? "no key given: add --key (and --aad when you have an authentication key)" : it.reason}`,
+          };
     }
   }
-  for await (const chunk of input) {
-    yield* items(framer.push(chunk));
-  }
-  yield* items(framer.end());
+  for await (const chunk of bytesOrHex(input)) yield* items(stream.push(chunk));
+  yield* items(stream.end());
 }

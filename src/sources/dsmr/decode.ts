@@ -1,6 +1,7 @@
 import { QUANTITIES } from "../../model/quantities.js";
 import { crc16 } from "./crc.js";
-import { MANUFACTURERS, MBUS_KIND, NUMERIC, obisKey, obisString, parseObis, UNIT_EXP } from "./obis.js";
+import { identLineEnd } from "./framer.js";
+import { MANUFACTURERS, MBUS_KIND, NUMERIC, obisKey, obisString, parseObis, unitOf } from "./obis.js";
 import { isPlaceholderTime, parseDsmrTime } from "./time.js";
 
 /**
@@ -45,7 +46,11 @@ export interface Telegram {
   /** UTC ms of the telegram (0-0:1.0.0); absent on DSMR 2/3 and EasyMeter. */
   time?: number;
   equipmentId?: string;
-  crc: "valid" | "absent";
+  /**
+   * "valid": the CRC matched; "absent": the meter sends none (DSMR 2/3); "encrypted": the telegram came in an
+   * encrypted frame whose authentication tag vouched for every byte (the CRC inside is then not needed).
+   */
+  crc: "valid" | "absent" | "encrypted";
   /** Catalogue quantities (src/model/quantities.ts). */
   values: Record<string, number | string>;
   mbus: MbusDevice[];
@@ -61,6 +66,10 @@ export interface DecodeOptions {
   /** Zone of the meter's clock; default Europe/Amsterdam. */
   timezone?: string;
   raw?: boolean;
+  /** The frame ended at the next identification line or a quiet line, without '!' (meters without CRC). */
+  unterminated?: boolean;
+  /** The frame was decrypted and its GCM tag checked: a CRC mismatch inside is not a reason to refuse it. */
+  authenticated?: boolean;
 }
 
 const SLASH = 0x2f;
@@ -141,7 +150,7 @@ function unitAt(buf: Buffer, s: number, e: number): { unit: string; exp: number 
   for (let i = s; i < e; i++) h = (h * 131 + buf[i]!) % 2147483647;
   let u = unitCache.get(h);
   if (u === undefined) {
-    u = UNIT_EXP[latin1(buf, s, e)] ?? null;
+    u = unitOf(latin1(buf, s, e)) ?? null;
     unitCache.set(h, u);
   }
   return u;
@@ -222,22 +231,43 @@ function setter(name: string): (values: Record<string, number | string>, x: numb
   return new Function("v", "x", `v.${name} = x;`) as (values: Record<string, number | string>, x: number) => void;
 }
 
+const byCode = new Map<string, { unit: string | undefined; set: ReturnType<typeof setter> }[]>();
 for (const [code, name] of NUMERIC) {
-  const expected = QUANTITIES.get(name)?.unit;
-  const set = setter(name);
-  handlers.set(hkeyOf(code), (ctx) => {
-    const s = ctx.gs[0]!;
-    const e = ctx.ge[0]!;
-    if (ctx.n === 0 || !parseNumber(ctx.buf, s, e)) return;
-    let exp = 0;
-    if (num.unitAt >= 0) {
-      // A register in a unit we cannot convert (a DSMR 3 limiter in A instead of kW) stays unmapped.
-      const u = unitAt(ctx.buf, num.unitAt, e);
-      if (!u || (expected !== undefined && u.unit !== expected)) return;
-      exp = u.exp;
-    }
-    set(ctx.t.values, scaled(num.mant, num.dec, exp));
-  });
+  const list = byCode.get(code) ?? [];
+  list.push({ unit: QUANTITIES.get(name)?.unit, set: setter(name) });
+  byCode.set(code, list);
+}
+for (const [code, targets] of byCode) {
+  const first = targets[0]!;
+  const expected = first.unit;
+  const set = first.set;
+  handlers.set(
+    hkeyOf(code),
+    targets.length === 1
+      ? (ctx) => {
+          const s = ctx.gs[0]!;
+          const e = ctx.ge[0]!;
+          if (ctx.n === 0 || !parseNumber(ctx.buf, s, e)) return;
+          let exp = 0;
+          if (num.unitAt >= 0) {
+            // A register in a unit we cannot convert (a DSMR 3 limiter in A instead of kW) stays unmapped.
+            const u = unitAt(ctx.buf, num.unitAt, e);
+            if (!u || (expected !== undefined && u.unit !== expected)) return;
+            exp = u.exp;
+          }
+          set(ctx.t.values, scaled(num.mant, num.dec, exp));
+        }
+      : (ctx) => {
+          // One code, a quantity per unit: the limiter threshold is kW in NL, kVA in Luxembourg.
+          const s = ctx.gs[0]!;
+          const e = ctx.ge[0]!;
+          if (ctx.n === 0 || !parseNumber(ctx.buf, s, e)) return;
+          const u = num.unitAt >= 0 ? unitAt(ctx.buf, num.unitAt, e) : null;
+          if (num.unitAt >= 0 && !u) return;
+          const target = u ? targets.find((x) => x.unit === u.unit) : first;
+          if (target) target.set(ctx.t.values, scaled(num.mant, num.dec, u ? u.exp : 0));
+        },
+  );
 }
 
 handlers.set(hkeyOf("0-0:1.0.0"), (ctx) => {
@@ -251,14 +281,30 @@ handlers.set(hkeyOf("0-0:96.1.4"), (ctx) => {
   // Fluvius states its own e-MUCS version here; 1-3:0.2.8 is absent on Belgian meters.
   ctx.t.version ??= latin1(ctx.buf, ctx.gs[0]!, ctx.ge[0]!);
 });
+/** An id of only zeros (the Irish 1-0:0.0.0(00000000)) is a placeholder: a real one may follow. */
+function placeholderId(ctx: Ctx, g: number): boolean {
+  for (let i = ctx.gs[g]!; i < ctx.ge[g]!; i++) if (ctx.buf[i] !== 0x30) return false;
+  return true;
+}
 const setEquipment: Handler = (ctx) => {
-  if (ctx.ge[0]! > ctx.gs[0]!) ctx.t.equipmentId ??= groupId(ctx, 0);
+  if (ctx.ge[0]! > ctx.gs[0]! && !placeholderId(ctx, 0)) ctx.t.equipmentId ??= groupId(ctx, 0);
 };
 for (const code of ["0-0:96.1.1", "0-0:96.1.0", "0-0:42.0.0", "1-0:0.0.0", "0-0:96.1.255"]) {
   handlers.set(hkeyOf(code), setEquipment);
 }
 handlers.set(hkeyOf("0-0:96.13.0"), (ctx) => {
   if (ctx.ge[0]! > ctx.gs[0]!) ctx.t.values.text_message = groupId(ctx, 0);
+});
+handlers.set(hkeyOf("0-0:96.13.1"), (ctx) => {
+  if (ctx.ge[0]! > ctx.gs[0]!) ctx.t.values.text_message_code = groupId(ctx, 0);
+});
+handlers.set(hkeyOf("0-0:96.1.2"), (ctx) => {
+  // e-MUCS: the meter's own serial number, beside the equipment identifier of 0-0:96.1.1.
+  if (ctx.ge[0]! > ctx.gs[0]! && !placeholderId(ctx, 0)) ctx.t.values.meter_serial = groupId(ctx, 0);
+});
+handlers.set(hkeyOf("1-0:96.5.5"), (ctx) => {
+  // EasyMeter Q3D status word, as the meter writes it (hex).
+  if (ctx.ge[0]! > ctx.gs[0]!) ctx.t.values.meter_status = latin1(ctx.buf, ctx.gs[0]!, ctx.ge[0]!);
 });
 
 handlers.set(hkeyOf("1-0:1.6.0"), (ctx) => {
@@ -410,31 +456,35 @@ function decode(bytes: Uint8Array, opts: DecodeOptions): DecodeResult {
   const buf = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const len = buf.length;
   if (len === 0 || buf[0] !== SLASH) return { ok: false, reason: "does not start with '/'" };
-  const bang = buf.indexOf(BANG);
-  if (bang < 0) return { ok: false, reason: "no '!' end marker (truncated telegram)" };
-
-  // CRC: up to four hex digits after '!'. Some meters drop a leading zero ("B9F"), so 1–4 digits
-  // are read as a number rather than requiring exactly four.
-  let crcEnd = bang + 1;
-  while (crcEnd < len && crcEnd - bang <= 4 && isHex(buf[crcEnd]!)) crcEnd++;
+  let bang = buf.indexOf(BANG);
   let crc: Telegram["crc"] = "absent";
-  if (crcEnd > bang + 1) {
-    const given = Number.parseInt(latin1(buf, bang + 1, crcEnd), 16);
-    const computed = crc16(buf, 0, bang + 1);
-    if (given !== computed) {
-      return {
-        ok: false,
-        reason: `CRC mismatch: telegram says ${latin1(buf, bang + 1, crcEnd)}, computed ${computed.toString(16).toUpperCase().padStart(4, "0")}`,
-      };
+  if (bang < 0) {
+    if (!opts.unterminated) return { ok: false, reason: "no '!' end marker (truncated telegram)" };
+    bang = len;
+  } else {
+    // CRC: up to four hex digits after '!'. Some meters drop a leading zero ("B9F"), so 1–4 digits
+    // are read as a number rather than requiring exactly four.
+    let crcEnd = bang + 1;
+    while (crcEnd < len && crcEnd - bang <= 4 && isHex(buf[crcEnd]!)) crcEnd++;
+    if (crcEnd > bang + 1) {
+      const given = Number.parseInt(latin1(buf, bang + 1, crcEnd), 16);
+      const computed = crc16(buf, 0, bang + 1);
+      if (given === computed) crc = "valid";
+      else if (opts.authenticated) crc = "encrypted";
+      else
+        return {
+          ok: false,
+          reason: `CRC mismatch: telegram says ${latin1(buf, bang + 1, crcEnd)}, computed ${computed.toString(16).toUpperCase().padStart(4, "0")}`,
+        };
     }
-    crc = "valid";
   }
+  if (opts.authenticated && crc === "absent") crc = "encrypted";
 
-  // Header line.
-  let i = 1;
-  while (i < bang && buf[i] !== CR && buf[i] !== LF) i++;
+  // Identification line: "/XXXZ…" up to the line end. Anything else starting with '/' is not a telegram.
+  const i0 = identLineEnd(buf, 0, bang);
+  if (i0 < 0) return { ok: false, reason: "no identification line of the DSMR form (/XXX5…) at the start" };
+  let i = i0;
   const header = latin1(buf, 1, i);
-  if (header.length < 4) return { ok: false, reason: "header too short" };
   const id = identify(header);
   const t: Telegram = {
     header,
@@ -446,6 +496,7 @@ function decode(bytes: Uint8Array, opts: DecodeOptions): DecodeResult {
   };
   if (opts.raw) t.raw = {};
   const ctx: Ctx = { buf, gs: gsScratch, ge: geScratch, n: 0, zone: opts.timezone ?? "Europe/Amsterdam", t };
+  let objects = 0;
 
   while (i < bang) {
     const c = buf[i]!;
@@ -511,6 +562,7 @@ function decode(bytes: Uint8Array, opts: DecodeOptions): DecodeResult {
       if (k < bang && buf[k] === LPAREN) i = k;
     }
     ctx.n = n;
+    if (n > 0) objects++;
     if (t.raw) {
       const groups: string[] = [];
       for (let g = 0; g < n; g++) groups.push(latin1(buf, ctx.gs[g]!, ctx.ge[g]!));
@@ -521,9 +573,13 @@ function decode(bytes: Uint8Array, opts: DecodeOptions): DecodeResult {
       h(ctx, b);
     } else if (a === 0 && b >= 1 && b <= 4 && (h = handlers.get(hkey(0, ANY_CHANNEL, cc, d, e)))) {
       h(ctx, b);
+    } else if (a === 1 && b !== 0 && (h = handlers.get(hkey(1, 0, cc, d, e)))) {
+      // Electricity on channel 1 (Sagemcom XT211, the Luxembourg spec: 1-1:1.8.1) reads as channel 0.
+      h(ctx, 0);
     }
   }
 
+  if (objects === 0) return { ok: false, reason: "no data objects after the identification line" };
   if (crc === "absent" && t.version !== undefined && /^[4-9]/.test(t.version)) {
     return { ok: false, reason: `DSMR ${t.version} telegram without CRC` };
   }

@@ -4,9 +4,11 @@ import type { Reading } from "../../model/types.js";
 import { createTransport, DSMR_SERIAL, SerialTransport, type Transport } from "../../transports/index.js";
 import { type Clock, systemClock, type Timer } from "../../util/clock.js";
 import { createLogger, type Logger } from "../../util/log.js";
+import { keyBytes } from "../glo-cipher.js";
 import { SourceHealth } from "../health.js";
-import { decodeTelegram, type Telegram } from "./decode.js";
-import { type FrameEvent, splitTelegrams, TelegramFramer } from "./framer.js";
+import type { Telegram } from "./decode.js";
+import { splitTelegrams } from "./framer.js";
+import { DsmrStream, type StreamItem } from "./stream.js";
 
 export interface DsmrSourceOptions {
   clock?: Clock;
@@ -17,7 +19,12 @@ export interface DsmrSourceOptions {
   autoBaudWindowMs?: number;
   /** How often the frame counters are reported when nothing else changes. */
   statusEveryMs?: number;
+  /** How long the line must be quiet before a telegram still waiting for its '!' counts as ended. */
+  quietGapMs?: number;
 }
+
+/** A meter without CRC is known by its header once the same one came this many times in a row. */
+const STABLE_AFTER = 3;
 
 /**
  * A P1 port: transport → framer → decoder → readings on the bus. It never exits the process and never
@@ -26,12 +33,19 @@ export interface DsmrSourceOptions {
 export class DsmrSource {
   readonly id: string;
   private readonly transport: Transport;
-  private readonly framer: TelegramFramer;
+  private readonly stream: DsmrStream;
   private readonly clock: Clock;
   private readonly log: Logger;
-  private readonly events: FrameEvent[] = [];
+  private readonly items: StreamItem[] = [];
   private readonly health: SourceHealth;
-  private lastInfo = "";
+  /** The meter's identity (manufacturer, model, serial, version) once stable, and a new one being seen. */
+  private identity = "";
+  private candidate = "";
+  private candidateCount = 0;
+  /** baud "auto" has found the line setting (a telegram with a CRC, or a stable identity without one). */
+  private settled = false;
+  private noKeyLogged = false;
+  private quietTimer?: Timer;
   private autoTimer?: Timer;
   private stopped = false;
   private resolveFinished!: () => void;
@@ -48,7 +62,12 @@ export class DsmrSource {
     this.id = cfg.id;
     this.clock = opts.clock ?? systemClock;
     this.log = opts.log ?? createLogger(`dsmr:${cfg.id}`);
-    this.framer = new TelegramFramer(cfg.max_telegram_bytes);
+    this.stream = new DsmrStream({
+      timezone: cfg.timezone,
+      maxBytes: cfg.max_telegram_bytes,
+      key: keyBytes(cfg.key),
+      aad: keyBytes(cfg.aad),
+    });
     this.transport =
       opts.transport ??
       createTransport(cfg.port, {
@@ -70,16 +89,18 @@ export class DsmrSource {
     });
     this.transport.on("data", (chunk) => this.onData(chunk));
     this.transport.on("open", () => {
-      this.framer.reset();
+      this.stream.reset();
       this.armAutoBaud();
       this.health.opened();
     });
     this.transport.on("close", () => {
-      this.framer.reset();
+      this.clearQuiet();
+      this.stream.reset();
       this.health.closed();
     });
     this.transport.on("end", () => {
-      this.framer.end(this.events);
+      this.clearQuiet();
+      this.stream.end(this.items);
       this.drain();
       const h = this.health;
       this.log.info(`replay of ${cfg.port} finished: ${h.framesReceived} telegrams, ${h.framesRejected} rejected`);
@@ -104,6 +125,7 @@ export class DsmrSource {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.autoTimer) this.clock.clearTimeout(this.autoTimer);
+    this.clearQuiet();
     this.health.stop();
     await this.transport.stop();
   }
@@ -113,31 +135,61 @@ export class DsmrSource {
   }
 
   private onData(chunk: Buffer): void {
-    this.framer.push(chunk, this.events);
+    this.stream.push(chunk, this.items);
     this.drain();
+    // A meter that sends no '!' ends its telegram by going quiet (and by starting the next one).
+    if (this.stream.pendingText) {
+      this.clearQuiet();
+      this.quietTimer = this.clock.setTimeout(() => {
+        this.quietTimer = undefined;
+        if (this.stopped) return;
+        this.stream.flush(this.items);
+        this.drain();
+      }, this.opts.quietGapMs ?? 1500);
+    } else this.clearQuiet();
+  }
+
+  private clearQuiet(): void {
+    if (this.quietTimer) this.clock.clearTimeout(this.quietTimer);
+    this.quietTimer = undefined;
   }
 
   private drain(): void {
-    const events = this.events;
-    for (let i = 0; i < events.length; i++) {
-      const ev = events[i]!;
-      if ("frame" in ev) {
-        const r = decodeTelegram(ev.frame, { timezone: this.cfg.timezone });
-        if (r.ok) this.accept(r.telegram);
-        else this.health.rejected(r.reason);
-      } else this.health.rejected(ev.rejected);
+    const items = this.items;
+    for (let i = 0; i < items.length; i++) {
+      const it = items[i]!;
+      if (it.ok) this.accept(it.telegram);
+      else {
+        if (it.noKey && !this.noKeyLogged) {
+          this.noKeyLogged = true;
+          this.log.error(`meter ${this.id}: ${it.reason}`);
+        }
+        this.health.rejected(it.noKey ? "encrypted telegram and no key set" : it.reason);
+      }
     }
-    events.length = 0;
+    items.length = 0;
   }
 
   private accept(t: Telegram): void {
-    if (this.autoTimer) {
-      this.clock.clearTimeout(this.autoTimer);
-      this.autoTimer = undefined;
-    }
     const info = `${t.manufacturer}|${t.model}|${t.equipmentId ?? ""}|${t.version ?? ""}`;
-    if (info !== this.lastInfo) {
-      this.lastInfo = info;
+    // A CRC (or the tag of an encrypted frame) vouches for the telegram; without one, an identity counts once it
+    // repeats, so line noise shaped like a header never renames the meter or re-sends its discovery.
+    const trusted = t.crc !== "absent";
+    if (info !== this.identity) {
+      if (info === this.candidate) this.candidateCount++;
+      else {
+        this.candidate = info;
+        this.candidateCount = 1;
+      }
+      if (!trusted && this.candidateCount < STABLE_AFTER) {
+        if (this.identity !== "")
+          this.health.rejected("telegram from another meter header than this one's; taken once it repeats");
+        return;
+      }
+      this.candidate = "";
+      this.candidateCount = 0;
+      const changed = this.identity !== "";
+      this.identity = info;
       this.bus.emit("meterInfo", {
         meterId: this.id,
         manufacturer: t.manufacturer,
@@ -146,8 +198,13 @@ export class DsmrSource {
         ...(t.version ? { swVersion: p1Version(t.version) } : {}),
       });
       this.log.info(
-        `meter found: ${t.manufacturer} ${t.model}${t.version ? `, P1 version ${t.version}` : ""}, CRC ${t.crc === "valid" ? "checked" : "not sent (DSMR 2/3)"}`,
+        `${changed ? "meter changed" : "meter found"}: ${t.manufacturer} ${t.model}${t.version ? `, P1 version ${t.version}` : ""}, ${t.crc === "valid" ? "CRC checked" : t.crc === "encrypted" ? "encrypted, key accepted" : "no CRC sent (DSMR 2/3)"}`,
       );
+    }
+    if (!this.settled) {
+      this.settled = true;
+      if (this.autoTimer) this.clock.clearTimeout(this.autoTimer);
+      this.autoTimer = undefined;
     }
     this.health.received();
     const reading: Reading = { meterId: this.id, time: t.time ?? this.clock.now(), values: t.values };
@@ -159,13 +216,12 @@ export class DsmrSource {
    * telegram passes its CRC within the window, switch to the other, and keep alternating until one does.
    */
   private armAutoBaud(): void {
-    if (this.cfg.baud !== "auto" || !(this.transport instanceof SerialTransport) || this.health.framesReceived > 0)
-      return;
+    if (this.cfg.baud !== "auto" || !(this.transport instanceof SerialTransport) || this.settled) return;
     if (this.autoTimer) this.clock.clearTimeout(this.autoTimer);
     const serial = this.transport;
     this.autoTimer = this.clock.setTimeout(() => {
       this.autoTimer = undefined;
-      if (this.stopped || this.health.framesReceived > 0) return;
+      if (this.stopped || this.settled) return;
       const next = serial.settings.baudRate === DSMR_SERIAL.v4plus.baudRate ? DSMR_SERIAL.legacy : DSMR_SERIAL.v4plus;
       this.log.info(
         `no valid telegram yet; trying ${next.baudRate} baud ${next.dataBits}${next.parity === "even" ? "E" : "N"}1`,

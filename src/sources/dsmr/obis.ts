@@ -40,6 +40,14 @@ export const NUMERIC: ReadonlyArray<readonly [string, string]> = [
   ["1-0:15.8.0", "energy_absolute_kwh"],
   ["1-0:3.8.0", "reactive_energy_import_kvarh"],
   ["1-0:4.8.0", "reactive_energy_export_kvarh"],
+  ["1-0:3.8.1", "reactive_energy_import_tariff1_kvarh"],
+  ["1-0:3.8.2", "reactive_energy_import_tariff2_kvarh"],
+  ["1-0:3.8.3", "reactive_energy_import_tariff3_kvarh"],
+  ["1-0:3.8.4", "reactive_energy_import_tariff4_kvarh"],
+  ["1-0:4.8.1", "reactive_energy_export_tariff1_kvarh"],
+  ["1-0:4.8.2", "reactive_energy_export_tariff2_kvarh"],
+  ["1-0:4.8.3", "reactive_energy_export_tariff3_kvarh"],
+  ["1-0:4.8.4", "reactive_energy_export_tariff4_kvarh"],
   ["1-0:5.8.0", "reactive_energy_q1_kvarh"],
   ["1-0:6.8.0", "reactive_energy_q2_kvarh"],
   ["1-0:7.8.0", "reactive_energy_q3_kvarh"],
@@ -82,7 +90,11 @@ export const NUMERIC: ReadonlyArray<readonly [string, string]> = [
   ["1-0:52.36.0", "voltage_swells_l2"],
   ["1-0:72.36.0", "voltage_swells_l3"],
   ["0-0:96.3.10", "breaker_state"],
+  // The same code in two units: kW (NL) or kVA (Luxembourg); the unit in the telegram picks the quantity.
   ["0-0:17.0.0", "limiter_threshold_w"],
+  ["0-0:17.0.0", "limiter_threshold_va"],
+  ["1-0:9.7.0", "apparent_power_import_va"],
+  ["1-0:10.7.0", "apparent_power_export_va"],
   ["1-0:31.4.0", "fuse_threshold_l1_a"],
   ["1-0:51.4.0", "fuse_threshold_l2_a"],
   ["1-0:71.4.0", "fuse_threshold_l3_a"],
@@ -105,7 +117,8 @@ export const UNIT_EXP: Readonly<Record<string, { unit: string; exp: number }>> =
   kvar: { unit: "var", exp: 3 },
   kVAr: { unit: "var", exp: 3 },
   var: { unit: "var", exp: 0 },
-  kVA: { unit: "W", exp: 3 },
+  kVA: { unit: "VA", exp: 3 },
+  VA: { unit: "VA", exp: 0 },
   V: { unit: "V", exp: 0 },
   A: { unit: "A", exp: 0 },
   Hz: { unit: "Hz", exp: 0 },
@@ -113,6 +126,13 @@ export const UNIT_EXP: Readonly<Record<string, { unit: string; exp: number }>> =
   GJ: { unit: "GJ", exp: 0 },
   s: { unit: "s", exp: 0 },
 };
+
+const UNIT_LOWER = new Map(Object.entries(UNIT_EXP).map(([k, v]) => [k.toLowerCase(), v]));
+
+/** A unit as a telegram writes it, in any case (a Landis+Gyr E350 writes `*kwh`, `*kw`, `*v`), or undefined. */
+export function unitOf(text: string): { unit: string; exp: number } | undefined {
+  return UNIT_EXP[text] ?? UNIT_LOWER.get(text.toLowerCase());
+}
 
 /** M-Bus device types (EN 13757-3) that a P1 port reports on channels 0-1 … 0-4. */
 export const MBUS_KIND: Readonly<Record<number, "gas" | "water" | "heat">> = {
