@@ -1,9 +1,10 @@
 /**
  * addon/config.yaml against the Supervisor's rules, and the add-on's options against the app's config schema.
  *
- * The rules are those of the Supervisor's own validation (supervisor/addons/validate.py: the config keys and their
- * types; supervisor/addons/options.py: the option schema's element types, how options are checked against it,
- * which missing options are an error), ported here because the Supervisor cannot run in a test. The drift checks
+ * The rules are those of the Supervisor's own validation (supervisor/apps/validate.py, formerly addons/: the config
+ * keys and their types, the translation files; supervisor/apps/options.py: the option schema's element types, how
+ * options are checked against it, which missing options are an error; supervisor/apps/app.py: how backup_exclude
+ * patterns match), ported here because the Supervisor cannot run in a test. The drift checks
  * read the app's schema through zod's JSON Schema export, so a new meter type, a renamed key or a changed pattern
  * in src/config/schema.ts fails here until addon/config.yaml follows.
  */
@@ -12,7 +13,19 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
-import { addonToConfig, FLATTENED_METER_OPTIONS, type SupervisorMqtt } from "../src/addon/index.js";
+import {
+  ADDON_FILLED,
+  addonToConfig,
+  BACKUP_COPY,
+  BACKUP_EXCLUDE,
+  FLATTENED_METER_OPTIONS,
+  FLATTENED_OPTIONS,
+  mergeYaml,
+  renameIssue,
+  type SupervisorMqtt,
+  TARIFF_OPTIONS,
+  YAML_ONLY,
+} from "../src/addon/index.js";
 import { parseConfig } from "../src/config/load.js";
 import { ConfigSchema } from "../src/config/schema.js";
 
@@ -33,14 +46,13 @@ const isObject = (v: unknown): v is Obj => typeof v === "object" && v !== null &
 
 /** supervisor/addons/options.py RE_SCHEMA_ELEMENT: the element types the option UI and validation know. */
 const RE_SCHEMA_ELEMENT =
-  /^(?:|bool|email|url|port|device(?:\((?<filter>subsystem=[a-z]+)\))?|str(?:\((?<s_min>\d+)?,(?<s_max>\d+)?\))?|password(?:\((?<p_min>\d+)?,(?<p_max>\d+)?\))?|int(?:\((?<i_min>\d+)?,(?<i_max>\d+)?\))?|float(?:\((?<f_min>[\d.]+)?,(?<f_max>[\d.]+)?\))?|match\((?<match>.*)\)|list\((?<list>.+)\))\??$/;
+  /^(?:|bool|email|url|port|device(?:\((?<filter>subsystem=[a-z]+)\))?|str(?:\((?<s_min>\d+)?,(?<s_max>\d+)?\))?|password(?:\((?<p_min>\d+)?,(?<p_max>\d+)?\))?|int(?:\((?<i_min>-?\d+)?,(?<i_max>-?\d+)?\))?|float(?:\((?<f_min>-?\d*\.?\d+)?,(?<f_max>-?\d*\.?\d+)?\))?|match\((?<match>.*)\)|list\((?<list>.+)\))\??$/;
 const RE_SLUG = /^[-_.A-Za-z0-9]+$/;
 const RE_SERVICE = /^(?<service>mqtt|mysql):(?<rights>provide|want|need)$/;
 /** supervisor/addons/validate.py RE_VOLUME: a `map` entry as a string; one that does not match is skipped. */
 const RE_VOLUME =
   /^(data|config|ssl|addons|backup|share|media|homeassistant_config|all_addon_configs|addon_config)(?::(rw|ro))?$/;
 const RE_DOCKER_IMAGE = /^([a-zA-Z\-.:\d{}]+\/)*?([-\w{}]+)\/([-\w{}]+)$/;
-const RE_DOCKER_IMAGE_BUILD = /^([a-zA-Z\-.:\d{}]+\/)*?([-\w{}]+)\/([-\w{}]+)(:[.\-\w{}]+)?$/;
 const ARCH_ALL = ["armhf", "armv7", "aarch64", "amd64", "i386"];
 
 const bool = (v: unknown) => typeof v === "boolean";
@@ -51,7 +63,7 @@ const oneOf =
   (v: unknown) =>
     typeof v === "string" && values.includes(v);
 
-/** supervisor/addons/validate.py _SCHEMA_ADDON_CONFIG: every key it knows (others are dropped without a word). */
+/** supervisor/apps/validate.py _SCHEMA_APP_CONFIG: every key it knows (others are dropped without a word). */
 const CONFIG_KEYS: Record<string, (v: unknown) => boolean> = {
   name: str,
   version: (v) => str(v) && (v as string).length > 0,
@@ -63,7 +75,6 @@ const CONFIG_KEYS: Record<string, (v: unknown) => boolean> = {
   startup: oneOf("initialize", "system", "services", "application", "once"),
   boot: oneOf("auto", "manual", "manual_only"),
   init: bool,
-  advanced: bool,
   stage: oneOf("stable", "experimental", "deprecated"),
   ports: isObject,
   ports_description: isObject,
@@ -85,9 +96,19 @@ const CONFIG_KEYS: Record<string, (v: unknown) => boolean> = {
   devices: strList,
   udev: bool,
   tmpfs: bool,
+  // A string entry that does not match RE_VOLUME is skipped with a warning; a dict needs a known `type`.
   map: (v) =>
     Array.isArray(v) &&
-    v.every((e) => (str(e) ? RE_VOLUME.test(e) : isObject(e) && str(e.type) && RE_VOLUME.test(e.type as string))),
+    v.every((e) =>
+      str(e)
+        ? RE_VOLUME.test(e)
+        : isObject(e) &&
+          str(e.type) &&
+          RE_VOLUME.test(e.type as string) &&
+          !(e.type as string).includes(":") &&
+          (e.read_only === undefined || bool(e.read_only)) &&
+          (e.path === undefined || str(e.path)),
+    ),
   environment: isObject,
   privileged: strList,
   apparmor: bool,
@@ -112,8 +133,6 @@ const CONFIG_KEYS: Record<string, (v: unknown) => boolean> = {
   backup_exclude: strList,
   backup_pre: str,
   backup_post: str,
-  restore_pre: str,
-  restore_post: str,
   backup: oneOf("hot", "cold"),
   options: isObject,
   schema: (v) => v === false || isObject(v),
@@ -141,6 +160,25 @@ function elementProblems(node: SchemaNode, path: string, depth: number): string[
 
 const schemaProblems = (root: Record<string, SchemaNode>): string[] =>
   Object.entries(root).flatMap(([k, v]) => elementProblems(v, k, 0));
+
+/**
+ * Python's PurePosixPath(path).match(pattern) for a relative pattern: its components, each an fnmatch pattern
+ * (`*`, `?`), against the path's last components.
+ */
+function pathMatch(path: string, pattern: string): boolean {
+  const parts = path.split("/").filter(Boolean);
+  const pats = pattern.split("/").filter(Boolean);
+  if (pattern.startsWith("/") ? pats.length !== parts.length : pats.length > parts.length) return false;
+  const tail = parts.slice(parts.length - pats.length);
+  const fn = (p: string) =>
+    new RegExp(
+      `^${p
+        .replace(/[.+^${}()|\\]/g, "\\$&")
+        .replace(/\*/g, ".*")
+        .replace(/\?/g, ".")}$`,
+    );
+  return pats.every((p, i) => fn(p).test(tail[i]!));
+}
 
 /** AddonOptions._validate_element / _single_validate / _check_missing_options, without the hardware lookup. */
 function optionProblems(typ: SchemaNode, value: unknown, key: string): string[] {
@@ -214,7 +252,7 @@ describe("addon/config.yaml follows the Supervisor's rules", () => {
     expect(wrong).toEqual([]);
   });
 
-  it("asks for what the add-on needs, and no more", () => {
+  it("asks for what the app needs, and no more", () => {
     expect(config).toMatchObject({
       version: pkg.version,
       arch: ["aarch64", "amd64"],
@@ -222,13 +260,40 @@ describe("addon/config.yaml follows the Supervisor's rules", () => {
       homeassistant_api: true,
       uart: true,
     });
-    expect(config.services).toContain("mqtt:need");
-    // /services* needs no Supervisor API role; asking for more would lower the add-on's security rating.
+    // The Mosquitto app's broker when it is there; a broker of the user's own works without it.
+    expect(config.services).toEqual(["mqtt:want"]);
+    // /services* needs no Supervisor API role; asking for more would lower the app's security rating.
     for (const risky of ["hassio_api", "host_network", "full_access", "privileged", "docker_api", "apparmor"])
       expect(config, risky).not.toHaveProperty(risky);
-    expect(config.image).toMatch(/\{arch\}/);
-    // The one host folder: read-only, for SMT CSVs (the default `ro` spelled out).
-    expect(config.map).toEqual(["share:ro"]);
+    // Built on the user's machine from this folder: no image that nothing publishes.
+    expect(config).not.toHaveProperty("image");
+    // Hot backups (the default) with the pre/post steps, which a cold-only app may not have.
+    expect(config).not.toHaveProperty("backup");
+    // SMT's CSV folder, read-only, and the app's own config folder (/config inside) for meter2mqtt.yaml.
+    expect(config.map).toEqual(["share:ro", "addon_config:ro"]);
+  });
+
+  it("makes every backup hold a consistent archive: a copy before, the live files left out, the copy removed after", () => {
+    expect(config.backup_pre).toBe("node /opt/meter2mqtt/dist/addon/backup.js pre");
+    expect(config.backup_post).toBe("node /opt/meter2mqtt/dist/addon/backup.js post");
+    expect(config.backup_exclude).toEqual([...BACKUP_EXCLUDE]);
+    // supervisor/apps/app.py _is_excluded_by_filter: PurePath(full path).match(pattern), on the Supervisor's side of
+    // the mount. A relative pattern matches the path's last components, so these take the live files wherever they
+    // sit in the app's data or config folder, and never the copy.
+    const excluded = (path: string) => (config.backup_exclude as string[]).some((p) => pathMatch(path, p));
+    const data = "/mnt/data/supervisor/addons/data/local_meter2mqtt";
+    for (const live of ["meter2mqtt.sqlite", "meter2mqtt.sqlite-wal", "meter2mqtt.sqlite-shm"])
+      expect(excluded(`${data}/${live}`), live).toBe(true);
+    for (const kept of [BACKUP_COPY, "options.json", "meter2mqtt.sqlite.old"])
+      expect(excluded(`${data}/${kept}`), kept).toBe(false);
+    expect(pathMatch("/a/b/c.txt", "*.txt")).toBe(true);
+    expect(pathMatch("/a/b/c.txt", "b/*.txt")).toBe(true);
+    expect(pathMatch("/a/b/c.txt", "a/*.txt")).toBe(false);
+    // The command is split like a shell would (docker exec), and names the script the build ships.
+    const [node, script] = (config.backup_pre as string).split(" ");
+    expect(node).toBe("node");
+    expect(script!.replace("/opt/meter2mqtt/dist/", "src/").replace(/\.js$/, ".ts")).toBe("src/addon/backup.ts");
+    expect(readdirSync(join(ROOT, "src/addon"))).toContain("backup.ts");
   });
 
   it("has an option schema of known element types, nested at most two levels", () => {
@@ -339,29 +404,13 @@ describe("addon/config.yaml follows the Supervisor's rules", () => {
     walk("");
     expect(found).toEqual(["addon/config.yaml"]);
   });
-
-  it("has a base image for each of its architectures, and the Dockerfile builds the add-on on it", () => {
-    const build = yamlOf("addon/build.yaml");
-    const from = build.build_from as Record<string, string>;
-    expect(Object.keys(from).sort()).toEqual([...(config.arch as string[])].sort());
-    for (const [arch, image] of Object.entries(from)) {
-      expect(image).toMatch(RE_DOCKER_IMAGE_BUILD);
-      expect(image).toContain(arch);
-    }
-    const dockerfile = read("Dockerfile");
-    expect(dockerfile).toContain(`ARG BUILD_FROM=${from.amd64}`);
-    const addonStage = dockerfile.slice(dockerfile.indexOf("AS addon\n"));
-    for (const label of ['io.hass.type="addon"', "io.hass.version=", "io.hass.arch="])
-      expect(addonStage).toContain(label);
-    // The add-on starts `run` without --config, which is what sends it through the add-on start-up.
-    expect(addonStage).toMatch(/CMD \[.*"\/opt\/meter2mqtt\/bin\/meter2mqtt\.js", "run"\]/);
-  });
 });
 
 // ── the options against the app's config schema ──────────────────────────────────────────────────────────────────
 
 interface JsonSchema {
   type?: string;
+  additionalProperties?: JsonSchema;
   const?: unknown;
   enum?: unknown[];
   anyOf?: JsonSchema[];
@@ -380,15 +429,32 @@ const meterTypeOf = (v: JsonSchema): string => String(v.properties!.type!.const 
 const addonMeter = (schema.meters as Record<string, string>[])[0]!;
 
 /**
- * Add-on options that feed an app key of another name or place (see src/addon/options.ts): the dongle's address,
- * and a meter's nested objects as flat fields (`meters.imap_host` is the app's `meters.imap.host`).
+ * App options that feed an app key of another name or place (see src/addon/options.ts): the dongle's address,
+ * nested objects as flat fields (`meters.imap_host` is the app's `meters.imap.host`), and the form's list of
+ * tariffs, which becomes the app's map by name (`*`).
  */
 const RENAMED: Record<string, string> = {
   "meters.tcp": "meters.port",
-  ...Object.fromEntries(
-    Object.entries(FLATTENED_METER_OPTIONS).map(([flat, path]) => [`meters.${flat}`, `meters.${path}`]),
-  ),
+  ...FLATTENED_OPTIONS,
+  ...Object.fromEntries(TARIFF_OPTIONS.filter((k) => k !== "name").map((k) => [`tariffs.${k}`, `tariffs.*.${k}`])),
 };
+/** Options whose value the app takes in another form: the map key itself, and "home, garage" as a list. */
+const CONVERTED = new Set(["tariffs.name", "tariffs.meters"]);
+
+/**
+ * The app's property at a key path: `.key` through objects, list items and map values taken on the way
+ * (`loads.command.topic`, `tariffs.*.import`). For a meter key, one per meter type that has it.
+ */
+function appProps(path: string): JsonSchema[] {
+  let at: JsonSchema[] = [app];
+  for (const k of path.split(".")) {
+    at = at
+      .flatMap((s) => (s.items ? (s.items.oneOf ?? [s.items]) : [s]))
+      .flatMap((s) => (k === "*" ? (s.additionalProperties ? [s.additionalProperties] : []) : [s.properties?.[k]]))
+      .filter((s): s is JsonSchema => s !== undefined);
+  }
+  return at;
+}
 
 /** The app's property at a dotted path below `s` (`imap.host`), through nested objects. */
 const propAt = (s: JsonSchema | undefined, path: string): JsonSchema | undefined =>
@@ -407,8 +473,13 @@ function literals(p: JsonSchema): string[] | undefined {
   return undefined;
 }
 
-/** Why an add-on element type cannot carry the app's property, or undefined when it can. */
+/** Why an app element type cannot carry the app's property, or undefined when it can (one of a union's does). */
 function incompatible(addonType: string, p: JsonSchema): string | undefined {
+  const alts = p.anyOf ?? p.oneOf;
+  if (alts && !literals(p)) {
+    const why = alts.map((a) => incompatible(addonType, a));
+    return why.includes(undefined) ? undefined : why.join("; ");
+  }
   const t = addonType.replace(/\?$/, "");
   const g = RE_SCHEMA_ELEMENT.exec(addonType)!.groups ?? {};
   if (t.startsWith("list")) {
@@ -492,7 +563,38 @@ const SAMPLES: Record<string, unknown> = {
   "mqtt.password": "s3cret-pass",
   "mqtt.base_topic": "meters",
   "mqtt.discovery_prefix": "ha",
+  "mqtt.client_id": "meter2mqtt-cupboard",
+  "meters.key": "00112233445566778899aabbccddeeff",
+  "meters.aad": "3000112233445566778899aabbccddee",
+  "loads.id": "boiler",
+  "loads.name": "Hot water",
+  "loads.meter": "home",
+  "loads.command_topic": "relays/boiler/set",
+  "loads.command_payload_on": "1",
+  "loads.command_payload_off": "0",
+  "peak_guard.meter": "home",
+  "tariffs.name": "home_tariff",
+  "tariffs.meters": "home",
+  "tariffs.currency": "EUR",
+  "tariffs.timezone": "Europe/Brussels",
+  "tariffs.import": 0.31,
+  "tariffs.export": 0.04,
+  "influx.url": "http://127.0.0.1:8428",
+  "influx.database": "energy",
+  "influx.bucket": "energy",
+  "influx.org": "home",
+  "influx.token": "influx-token-1",
+  "influx.username": "writer",
+  "influx.password": "influx-pass-1",
+  "influx.measurement": "meters",
 };
+
+/** A sample value for every option below `node`: one item for a list. */
+function sampleNode(path: string, node: SchemaNode): unknown {
+  if (typeof node === "string") return sample(path, node);
+  if (Array.isArray(node)) return [sampleNode(path, node[0]!)];
+  return Object.fromEntries(Object.entries(node).map(([k, t]) => [k, sampleNode(`${path}.${k}`, t)]));
+}
 
 function sample(path: string, type: string): unknown {
   if (path in SAMPLES) return SAMPLES[path];
@@ -500,6 +602,7 @@ function sample(path: string, type: string): unknown {
   if (g.list) return g.list.split("|")[0];
   if (type.startsWith("bool")) return true;
   if (type.startsWith("int")) return Number(g.i_min ?? 0) + 1;
+  if (type.startsWith("float")) return Number(g.f_min ?? 0) + 1;
   if (type.startsWith("match") && path === "meters.id") return "garage_2";
   throw new Error(`no sample value for the add-on option ${path}: add one to SAMPLES`);
 }
@@ -514,27 +617,59 @@ describe("the add-on's options map onto the app's config schema", () => {
     const problems: string[] = [];
     for (const [path, type] of schemaPaths(schema)) {
       // The discriminator: its values are compared as a whole by the test above.
-      if (path === "meters.type") continue;
+      if (path === "meters.type" || path === "tariffs.name") continue;
       const target = RENAMED[path] ?? path;
-      const [head, ...rest] = target.split(".");
-      if (head === "meters" && rest.length > 0) {
-        const field = rest.join(".");
-        const variants = appMeters.filter((v) => propAt(v, field));
-        if (variants.length === 0) problems.push(`${path}: no meter type has ${field}`);
-        for (const v of variants) {
-          const why = type && incompatible(type, propAt(v, field)!);
-          if (why) problems.push(`${path} (${meterTypeOf(v)}): ${why}`);
-        }
-        continue;
-      }
-      const p = target.split(".").reduce<JsonSchema | undefined>((s, k) => s?.properties?.[k], app);
-      if (!p) problems.push(`${path}: not a key of the app's config`);
-      else if (type) {
+      const props = appProps(target);
+      if (props.length === 0) problems.push(`${path}: not a key of the app's config (${target})`);
+      if (!type || CONVERTED.has(path)) continue;
+      for (const p of props) {
         const why = incompatible(type, p);
         if (why) problems.push(`${path}: ${why}`);
       }
     }
     expect(problems).toEqual([]);
+  });
+
+  it("offers every key of the app's config, or fills it in, or documents it as one for meter2mqtt.yaml", () => {
+    // Every leaf key path of the app's schema: `.key`, `[]` for a list's items, `*` for a map's names.
+    const leaves: string[] = [];
+    const walk = (s: JsonSchema, at: string): void => {
+      const alts = (s.anyOf ?? s.oneOf ?? []).filter((x) => x.type === "object" || x.type === "array");
+      for (const x of alts) walk(x, at);
+      if (s.items) walk(s.items, `${at}[]`);
+      if (s.additionalProperties) walk(s.additionalProperties, `${at}.*`);
+      for (const [k, p] of Object.entries(s.properties ?? {})) walk(p, at ? `${at}.${k}` : k);
+      if (!s.items && !s.additionalProperties && !s.properties && alts.length === 0) leaves.push(at);
+    };
+    walk(app, "");
+    const offered = new Set(
+      schemaPaths(schema)
+        .filter(([, type]) => type !== null)
+        .map(([path]) => (RENAMED[path] ?? path).replace(/^(meters|loads|peak_guard)\./, "$1[]."))
+        .concat(["tariffs.*"]),
+    );
+    const docs = read("addon/DOCS.md");
+    const uncovered = leaves.filter((leaf) => {
+      const key = leaf.replace(/\[\]$/, "");
+      if (offered.has(key) || offered.has(leaf)) return false;
+      if ((ADDON_FILLED as readonly string[]).includes(key)) return false;
+      return !Object.keys(YAML_ONLY).some((p) => leaf === p || leaf.startsWith(`${p}.`) || leaf.startsWith(`${p}[`));
+    });
+    expect(uncovered).toEqual([]);
+    // What is YAML-only is named in the docs, under the section about meter2mqtt.yaml.
+    expect(docs.indexOf("### meter2mqtt.yaml")).toBeGreaterThan(0);
+    const yamlSection = docs.slice(docs.indexOf("### meter2mqtt.yaml"));
+    for (const [path, words] of Object.entries(YAML_ONLY))
+      for (const w of words) expect(yamlSection, `${path}: ${w}`).toContain(`\`${w}\``);
+    // And the walk sees what it must: a deep key of each kind.
+    expect(leaves).toEqual(
+      expect.arrayContaining([
+        "meters[].imap.host",
+        "tariffs.*.import[].days[]",
+        "loads[].command.topic",
+        "influx.url",
+      ]),
+    );
   });
 
   it("covers every key the app requires of each meter type, and of each nested object offered as flat fields", () => {
@@ -567,37 +702,52 @@ describe("the add-on's options map onto the app's config schema", () => {
   });
 
   it("accepts every option filled in, for each meter type, and every value each list offers", () => {
+    const home = { id: "home", type: "dsmr", port: "/dev/ttyUSB0" };
     for (const v of appMeters) {
       const type = meterTypeOf(v);
       const meter: Obj = { type };
       for (const [key, t] of Object.entries(addonMeter))
         if (key !== "type" && key !== "tcp" && propAt(v, appMeterKey(key))) meter[key] = sample(`meters.${key}`, t);
-      const full: Obj = { meters: [meter] };
-      for (const [key, node] of Object.entries(schema)) {
-        if (key === "meters") continue;
-        if (typeof node === "string") full[key] = sample(key, node);
-        else
-          full[key] = Object.fromEntries(Object.entries(node).map(([k, t]) => [k, sample(`${key}.${k}`, String(t))]));
-      }
+      const full: Obj = { meters: [meter, home] };
+      for (const [key, node] of Object.entries(schema)) if (key !== "meters") full[key] = sampleNode(key, node);
       const cfg = toApp(full) as unknown as Obj;
       // What the user set wins over the Supervisor's broker.
       expect((cfg.mqtt as Obj).url, type).toBe(SAMPLES["mqtt.url"]);
       expect((cfg.meters as Obj[])[0]).toMatchObject({ id: "garage_2", type });
-      // Each option's value where the app reads it: the flat imap_* fields inside imap.
+      // Each option's value where the app reads it: the flat imap_* fields inside imap, and so on.
       for (const [key, value] of Object.entries(meter))
         expect(valueAt((cfg.meters as Obj[])[0], appMeterKey(key)), `${type}: meters.${key}`).toEqual(value);
+      for (const [path, t] of schemaPaths(schema)) {
+        const [head, field] = path.split(".");
+        if (!t || head === "meters" || CONVERTED.has(path)) continue;
+        const given = field ? (full[head!] as Obj[] | Obj) : full[head!];
+        const value = Array.isArray(given) ? (given[0] as Obj)[field!] : field ? (given as Obj)[field] : given;
+        const appPath = (RENAMED[path] ?? path)
+          .split(".")
+          .slice(1)
+          .filter((k) => k !== "*");
+        let at: unknown = cfg[head!];
+        if (Array.isArray(at)) at = at[0];
+        if (head === "tariffs") at = (at as Obj)[SAMPLES["tariffs.name"] as string];
+        const got = appPath.length > 0 ? valueAt(at, appPath.join(".")) : at;
+        expect(String(got), path).toBe(String(value));
+      }
+      expect((cfg.tariffs as Obj).home_tariff).toMatchObject({ meters: ["home"], currency: "EUR" });
     }
     for (const [path, type] of schemaPaths(schema)) {
       const values = type && RE_SCHEMA_ELEMENT.exec(type)!.groups?.list?.split("|");
       if (!values || path === "meters.type") continue;
       for (const value of values) {
-        const base: Obj = { ...options, meters: [{ id: "home", type: "dsmr", port: "/dev/ttyUSB0" }] };
+        const base: Obj = { ...options, meters: [home] };
         const [head, field] = path.split(".");
-        if (head === "meters") (base.meters as Obj[])[0]![field!] = value;
-        else if (field) base[head!] = { ...(base[head!] as Obj), [field]: value };
+        const node = schema[head!]!;
+        if (head === "meters") (base.meters as Obj[])[0] = { ...home, [field!]: value };
+        else if (Array.isArray(node)) base[head!] = [{ ...(sampleNode(head!, node[0]!) as Obj), [field!]: value }];
+        else if (field) base[head!] = { ...(sampleNode(head!, node) as Obj), [field]: value };
         else base[head!] = value;
         const cfg = toApp(base) as unknown as Obj;
-        const got = field ? (head === "meters" ? (cfg.meters as Obj[])[0]! : (cfg[head!] as Obj))[field] : cfg[head!];
+        const section = cfg[head!];
+        const got = field ? (Array.isArray(section) ? (section[0] as Obj) : (section as Obj))[field] : section;
         expect(String(got), `${path} = ${value}`).toBe(value);
       }
     }
@@ -688,10 +838,10 @@ describe("the add-on's options map onto the app's config schema", () => {
       expect(toApp({ ...options, meters: [{ ...smt, folder }] }).meters[0], folder).toMatchObject({ folder });
     for (const folder of ["/media/smt", "/share/../data", "smt", "/sharewhatever"])
       expect(() => toApp({ ...options, meters: [{ ...smt, folder }] }), folder).toThrow(
-        /meters\[0\]\.folder: the add-on sees files under \/share only/,
+        /meters\[0\]\.folder: the app sees files under \/share only/,
       );
     expect(() => toApp({ ...options, meters: [{ ...smt, folder: "/share/smt", imap_ca: "/ssl/ca.pem" }] })).toThrow(
-      /meters\[0\]\.imap_ca: the add-on sees files under \/share only/,
+      /meters\[0\]\.imap_ca: the app sees files under \/share only/,
     );
   });
 
@@ -710,5 +860,121 @@ describe("the add-on's options map onto the app's config schema", () => {
     expect(addonToConfig({ ...options, meters: [smt], archive: { enabled: false } }, ctx).decisions).toContain(
       "archive: off in the options, so the SMT meter(s) texas read nothing (their data are kept in the archive)",
     );
+  });
+
+  it("turns loads, the peak guard, tariffs and influx from the form into the app's shape", () => {
+    const home = { id: "home", type: "dsmr", port: "/dev/ttyUSB0" };
+    const made = addonToConfig(
+      {
+        ...options,
+        meters: [home, { id: "garage", type: "dsmr", tcp: "10.0.0.5:23" }],
+        mqtt: { url: "mqtt://10.0.0.2:1883", min_interval_power: 1, min_interval_energy: "" },
+        loads: [{ id: "boiler", meter: "home", power_w: 2000, command_topic: "relays/boiler", command_retain: true }],
+        peak_guard: [{ meter: "home", limit_w: 3000 }],
+        tariffs: [{ name: "home", meters: "home, garage", currency: "EUR", import: 0.3, export: 0.05, timezone: "" }],
+        influx: { url: "http://127.0.0.1:8086", version: "1", database: "energy", token: "" },
+      },
+      ctx,
+    );
+    const cfg = parseConfig(made.config);
+    expect(cfg.mqtt.min_interval).toMatchObject({ power: 1, energy: 10 });
+    expect(cfg.loads[0]).toMatchObject({
+      id: "boiler",
+      power_w: 2000,
+      command: { topic: "relays/boiler", retain: true, payload_on: "ON" },
+    });
+    expect(cfg.peak_guard).toEqual([{ meter: "home", limit_w: 3000 }]);
+    expect(cfg.tariffs).toEqual({
+      home: { meters: ["home", "garage"], currency: "EUR", import: 0.3, export: 0.05, daily_charge: 0 },
+    });
+    expect(cfg.influx).toMatchObject({ url: "http://127.0.0.1:8086", version: 1, database: "energy" });
+    expect(made.decisions).toEqual(
+      expect.arrayContaining([
+        "load advisor: 1 load(s) boiler",
+        "peak guard: home ≤ 3000 W",
+        "tariff home: home, garage at 0.3 EUR/kWh",
+        "influx: line protocol to http://127.0.0.1:8086 (1)",
+      ]),
+    );
+    // Empty lists and an influx without anything set are no loads, tariffs or influx at all.
+    const plain = parseConfig(addonToConfig({ ...options, meters: [home] }, ctx).config);
+    expect(plain).toMatchObject({ loads: [], peak_guard: [], tariffs: {} });
+    expect(plain.influx).toBeUndefined();
+    // Errors name what the user filled in.
+    const bad = addonToConfig(
+      { ...options, meters: [home], tariffs: [{ name: "t", meters: "home, nowhere", currency: "EUR", import: 0.3 }] },
+      ctx,
+    );
+    const err = (() => {
+      try {
+        parseConfig(bad.config);
+      } catch (e) {
+        return e as { issues: string[] };
+      }
+      throw new Error("accepted");
+    })();
+    expect(err.issues.map((l) => renameIssue(l, bad.renamed))).toEqual([
+      "tariffs[0].meters[1]: expected the id of a configured meter: home (got \"nowhere\")",
+    ]);
+    expect(() =>
+      addonToConfig({ ...options, meters: [home], tariffs: [{ name: "Home Tariff", import: 1 }] }, ctx),
+    ).toThrow(/tariffs\[0\]\.name: expected lowercase letters/);
+  });
+
+  it("merges meter2mqtt.yaml over the options: by id into listed meters and loads, key by key elsewhere", () => {
+    const made = addonToConfig(
+      { ...options, meters: [{ id: "home", type: "dsmr", port: "/dev/ttyUSB0" }], mqtt: { url: "mqtt://b:1883" } },
+      ctx,
+    );
+    const yaml = {
+      meters: [
+        { id: "home", key: "00112233445566778899AABBCCDDEEFF" },
+        { id: "capture", type: "dsmr", port: "file:capture.txt", replay_loop: true },
+      ],
+      mqtt: { min_interval: { power: 2 } },
+      tariffs: {
+        tou: {
+          meters: ["home"],
+          currency: "EUR",
+          import: [{ from: "07:00", to: "23:00", price: 0.3 }, { price: 0.2 }],
+        },
+      },
+    };
+    const merged = mergeYaml(made.config, yaml, "/config/meter2mqtt.yaml");
+    const cfg = parseConfig(merged.config);
+    expect(cfg.meters).toHaveLength(2);
+    expect(cfg.meters[0]).toMatchObject({ id: "home", port: "/dev/ttyUSB0", key: "00112233445566778899aabbccddeeff" });
+    expect(cfg.meters[1]).toMatchObject({ id: "capture", port: "file:capture.txt", replay_loop: true });
+    expect(cfg.mqtt).toMatchObject({ url: "mqtt://b:1883", min_interval: { power: 2, energy: 10 } });
+    expect(cfg.tariffs.tou!.import).toHaveLength(2);
+    expect(merged.renamed).toMatchObject({
+      "meters[0].key": "/config/meter2mqtt.yaml: meters[0].key",
+      "meters[1].replay_loop": "/config/meter2mqtt.yaml: meters[1].replay_loop",
+    });
+    // The same key-path errors, named after the file and its own key path.
+    const wrong = mergeYaml(
+      made.config,
+      {
+        meters: [{ id: "extra", type: "dsmr", port: "/dev/ttyUSB1", key: "xyz" }],
+        tariffs: { tou: { meters: ["home"], currency: "EUR", import: [{ from: "07:10", to: "23:00", price: 0.3 }] } },
+      },
+      "/config/meter2mqtt.yaml",
+    );
+    let issues: string[] = [];
+    try {
+      parseConfig(wrong.config);
+    } catch (e) {
+      issues = (e as { issues: string[] }).issues.map((l) => renameIssue(l, { ...made.renamed, ...wrong.renamed }));
+    }
+    expect(issues).toEqual(
+      expect.arrayContaining([
+        "/config/meter2mqtt.yaml: meters[0].key: expected the 32-hex-digit key your grid operator gave you",
+        expect.stringMatching(/^\/config\/meter2mqtt\.yaml: tariffs\.tou\.import\[0\]\.from: expected a local time/),
+      ]),
+    );
+    expect(() => mergeYaml(made.config, { archive: { path: "/share/a.sqlite" } }, "m.yaml")).toThrow(
+      /archive\.path: the app keeps the archive in its data folder/,
+    );
+    expect(() => mergeYaml(made.config, ["meters"], "m.yaml")).toThrow(/m\.yaml: expected keys like meters:/);
   });
 });

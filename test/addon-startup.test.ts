@@ -127,7 +127,7 @@ describe("add-on start-up (in process)", () => {
       url: `${supervisor.url.replace("http", "ws")}/core/websocket`,
       token: TOKEN,
     });
-    expect(source).toBe(`${join(dir, "options.json")} (add-on)`);
+    expect(source).toBe(`${join(dir, "options.json")} (app)`);
     const text = lines.join("\n");
     expect(text).toContain(
       "MQTT: broker mqtt://127.0.0.1:1883 and login (user addons) from the Supervisor's MQTT service (core_mosquitto)",
@@ -162,14 +162,14 @@ describe("add-on start-up (in process)", () => {
     const err = await load(withMeter({ port: "/dev/ttyUSB0" })).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ConfigError);
     expect((err as Error).message).toMatch(
-      /no MQTT broker to hand out \(Service not enabled\); install and start the Mosquitto broker add-on, or set mqtt.url/,
+      /no MQTT broker to hand out \(Service not enabled\); install and start the Mosquitto broker app, or set mqtt.url/,
     );
     expect(supervisor.requests).toHaveLength(1);
   });
 
   it("reports a refused token as the Supervisor's refusal", async () => {
     const err = await load(withMeter({ port: "/dev/ttyUSB0" }), { SUPERVISOR_TOKEN: "0000" }).catch((e: unknown) => e);
-    expect((err as Error).message).toMatch(/refused to tell this add-on the MQTT broker \(HTTP 401: Invalid token\)/);
+    expect((err as Error).message).toMatch(/refused to tell this app the MQTT broker \(HTTP 401: Invalid token\)/);
     expect((err as Error).message).not.toContain("0000");
   });
 
@@ -269,7 +269,7 @@ describe("add-on start-up (in process)", () => {
     );
     await expect(load(smt({}))).rejects.toThrow(/meters\[0\]: an smt meter reads the daily email/);
     await expect(load(smt({ folder: "/media/smt" }))).rejects.toThrow(
-      /meters\[0\]\.folder: the add-on sees files under \/share only/,
+      /meters\[0\]\.folder: the app sees files under \/share only/,
     );
   });
 
@@ -367,7 +367,7 @@ describe("add-on start-up (the bridge process, a real broker with a login)", () 
       );
       expect(log).toContain(`archive: ${join(dir, "meter2mqtt.sqlite")}`);
       expect(log).toContain(`meter home (dsmr): serial device ${pty.device}`);
-      expect(log).toContain(`configuration from ${join(dir, "options.json")} (add-on)`);
+      expect(log).toContain(`configuration from ${join(dir, "options.json")} (app)`);
       expect(log).not.toContain(MQTT_PASSWORD);
       expect(log).not.toContain(TOKEN);
 
@@ -388,7 +388,7 @@ describe("add-on start-up (the bridge process, a real broker with a login)", () 
     const meter = { ...(DEFAULTS.meters as Record<string, unknown>[])[0], port: pty.device };
     const bridge = startBridge({ ...DEFAULTS, meters: [meter] });
     expect(await bridge.exit).toBe(2);
-    expect(bridge.output()).toMatch(/install and start the Mosquitto broker add-on, or set mqtt\.url/);
+    expect(bridge.output()).toMatch(/install and start the Mosquitto broker app, or set mqtt\.url/);
     expect(bridge.output()).not.toMatch(/\bopen\b/);
     expect(existsSync(join(dir, "meter2mqtt.sqlite"))).toBe(false);
   }, 30_000);

@@ -3,30 +3,56 @@
  * unless the user set one, Home Assistant through the Supervisor's proxy, the archive under /data. Each decision
  * gets a log line, so the add-on's Log tab tells the user where the bridge connects and why.
  *
+ * What a form cannot express comes from an optional YAML file in the app's own config folder (the `addon_config`
+ * map, /config inside), in the shape of the standalone config file, merged over the options.
+ *
  * Environment (all optional outside tests): METER2MQTT_OPTIONS (default /data/options.json; the archive goes in the
- * same folder), SUPERVISOR_URL (default http://supervisor), SUPERVISOR_TOKEN (set by the Supervisor).
+ * same folder), METER2MQTT_CONFIG_DIR (default /config, where meter2mqtt.yaml is looked for), SUPERVISOR_URL
+ * (default http://supervisor), SUPERVISOR_TOKEN (set by the Supervisor).
  */
 import { existsSync, readFileSync } from "node:fs";
-import { dirname } from "node:path";
+import { dirname, join } from "node:path";
+import { parse as parseYaml } from "yaml";
 import { ADDON_OPTIONS, ConfigError, parseConfig } from "../config/load.js";
 import type { Config } from "../config/schema.js";
 import { addSecret, createLogger, type Logger } from "../util/log.js";
-import { addonToConfig, optionSecrets, type SupervisorMqtt, wantsSupervisorMqtt } from "./options.js";
+import { restoreArchiveCopy } from "./backup.js";
+import {
+  ADDON_YAML_FILE,
+  addonToConfig,
+  mergeYaml,
+  optionSecrets,
+  renameIssue,
+  type SupervisorMqtt,
+  wantsSupervisorMqtt,
+  yamlSecrets,
+} from "./options.js";
 import { fetchMqttService, type SupervisorClientOptions, SupervisorError } from "./supervisor.js";
 
+export { BACKUP_COPY, BACKUP_EXCLUDE, backupPost, backupPre, restoreArchiveCopy } from "./backup.js";
 export {
+  ADDON_FILLED,
+  ADDON_YAML_FILE,
   addonToConfig,
   coreWebsocketUrl,
   FLATTENED_METER_OPTIONS,
+  FLATTENED_OPTIONS,
+  mergeYaml,
   NESTED_METER_OPTIONS,
+  NESTED_OPTIONS,
   optionSecrets,
+  renameIssue,
   SHARE_DIR,
   type SupervisorMqtt,
+  TARIFF_OPTIONS,
   wantsSupervisorMqtt,
+  YAML_ONLY,
 } from "./options.js";
 export { fetchMqttService, SupervisorError } from "./supervisor.js";
 
 export const SUPERVISOR_URL = "http://supervisor";
+/** The app's own config folder inside the container (config.yaml `map: addon_config`). */
+export const ADDON_CONFIG_DIR = "/config";
 
 type Env = Record<string, string | undefined>;
 
@@ -59,11 +85,21 @@ export async function loadAddonConfig(opts: LoadAddonOptions = {}): Promise<{ co
     options = JSON.parse(readFileSync(file, "utf8"));
   } catch (err) {
     const why = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
-    throw new ConfigError(`cannot read the add-on options ${file}: ${why}`);
+    throw new ConfigError(`cannot read the app options ${file}: ${why}`);
   }
   // Before anything is logged: the user's own passwords (broker, mailboxes) must not show up in the lines below.
   for (const secret of optionSecrets(options)) addSecret(secret);
-  log.info(`add-on start: options from ${file}`);
+  const yamlFile = join(env.METER2MQTT_CONFIG_DIR || ADDON_CONFIG_DIR, ADDON_YAML_FILE);
+  let yaml: unknown;
+  if (existsSync(yamlFile)) {
+    try {
+      yaml = parseYaml(readFileSync(yamlFile, "utf8")) ?? {};
+    } catch (err) {
+      throw new ConfigError(`${yamlFile} is not valid YAML: ${(err as Error).message}`);
+    }
+    for (const secret of yamlSecrets(yaml)) addSecret(secret);
+  }
+  log.info(`app start: options from ${file}${yaml === undefined ? "" : `, merged with ${yamlFile}`}`);
 
   let mqttService: SupervisorMqtt | undefined;
   if (wantsSupervisorMqtt(options)) {
@@ -81,23 +117,24 @@ export async function loadAddonConfig(opts: LoadAddonOptions = {}): Promise<{ co
     addSecret(mqttService.password);
   } else log.info("MQTT: mqtt.url is set in the options, the Supervisor's broker is not used");
 
-  const { config, decisions, renamed } = addonToConfig(options, {
-    dataDir: dirname(file),
-    mqttService,
-    supervisorUrl,
-    supervisorToken: token,
-  });
-  for (const line of decisions) log.info(line);
+  const dataDir = dirname(file);
+  const made = addonToConfig(options, { dataDir, mqttService, supervisorUrl, supervisorToken: token });
+  const merged = yaml === undefined ? { config: made.config, renamed: {} } : mergeYaml(made.config, yaml, yamlFile);
+  for (const line of made.decisions) log.info(line);
+  if (yaml !== undefined) log.info(`${yamlFile}: ${Object.keys(yaml as object).join(", ") || "empty"}`);
+  const renamed = { ...made.renamed, ...merged.renamed };
+  let config: Config;
   try {
-    return { config: parseConfig(config, file), source: `${file} (add-on)` };
+    config = parseConfig(merged.config, file);
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
-    // Name the option the user filled in, not the app key it became.
-    const rename = (line: string): string => {
-      const path = Object.keys(renamed).find((p) => line.startsWith(`${p}:`));
-      return path ? renamed[path] + line.slice(path.length) : line;
-    };
-    const issues = err.issues.map(rename);
+    // Name the option the user filled in or the key of the YAML file, not the app key it became.
+    const issues = err.issues.map((line) => renameIssue(line, renamed));
     throw new ConfigError(`invalid ${file}:\n  ${issues.join("\n  ")}`, issues);
   }
+  // After a restore the backup's consistent copy of the archive becomes the archive (src/addon/backup.ts).
+  const restored = restoreArchiveCopy(dataDir);
+  if (restored === "restored") log.info("archive: restored from the backup's consistent copy");
+  else if (restored === "discarded") log.info("archive: removed a copy left over from an unfinished backup");
+  return { config, source: `${file} (app)` };
 }

@@ -50,20 +50,74 @@ export const ARCHIVE_FILE = "meter2mqtt.sqlite";
 export const SHARE_DIR = "/share";
 
 /**
- * A meter's nested objects, offered as flat fields `<object>_<key>` because a dict inside a meter item would be a
- * third level, which the Supervisor's option UI does not render. Folded back into the object here, for the meter
- * types whose schema has it; test/addon-config.test.ts checks each against the app's schema and config.yaml.
+ * Nested objects offered as flat fields `<object>_<key>`, per option section: a dict inside a meter, load or the
+ * mqtt section would be a third level, which the Supervisor's option UI does not render. Folded back into the
+ * object here (for meters only for the types whose schema has it); test/addon-config.test.ts checks each against
+ * the app's schema and config.yaml.
  */
-export const NESTED_METER_OPTIONS: Readonly<Record<string, readonly string[]>> = {
-  imap: ["host", "port", "tls", "user", "password", "sender", "mailbox", "move_to", "flag", "ca"],
+export const NESTED_OPTIONS: Readonly<Record<string, Readonly<Record<string, readonly string[]>>>> = {
+  meters: { imap: ["host", "port", "tls", "user", "password", "sender", "mailbox", "move_to", "flag", "ca"] },
+  mqtt: {
+    min_interval: [
+      "energy",
+      "power",
+      "demand",
+      "voltage",
+      "current",
+      "frequency",
+      "power_factor",
+      "reactive_power",
+      "cost",
+    ],
+  },
+  loads: { command: ["topic", "payload_on", "payload_off", "retain"] },
 };
+
+export const NESTED_METER_OPTIONS = NESTED_OPTIONS.meters!;
+
+/** Flat option → key path in its section's app config: `meters.imap_host` → `meters.imap.host`. */
+export const FLATTENED_OPTIONS: Readonly<Record<string, string>> = Object.fromEntries(
+  Object.entries(NESTED_OPTIONS).flatMap(([section, objects]) =>
+    Object.entries(objects).flatMap(([object, keys]) =>
+      keys.map((k) => [`${section}.${object}_${k}`, `${section}.${object}.${k}`]),
+    ),
+  ),
+);
 
 /** Flat meter option → key path in the app's meter config: `imap_host` → `imap.host`. */
 export const FLATTENED_METER_OPTIONS: Readonly<Record<string, string>> = Object.fromEntries(
-  Object.entries(NESTED_METER_OPTIONS).flatMap(([object, keys]) =>
-    keys.map((k) => [`${object}_${k}`, `${object}.${k}`]),
-  ),
+  Object.entries(FLATTENED_OPTIONS)
+    .filter(([flat]) => flat.startsWith("meters."))
+    .map(([flat, path]) => [flat.slice(7), path.slice(7)]),
 );
+
+/**
+ * Tariffs in the options are a list of flat-price tariffs (`name`, `meters` as "home, garage", `import`, …); the
+ * app's `tariffs` is a map by name. Time-of-use periods do not fit a form: they go in the YAML file.
+ */
+export const TARIFF_OPTIONS = ["name", "meters", "currency", "timezone", "import", "export", "daily_charge"] as const;
+
+/**
+ * App config keys the add-on fills in itself, never read from the options: the archive's place in /data (kept in
+ * backups), Home Assistant through the Supervisor's proxy.
+ */
+export const ADDON_FILLED = ["archive.path", "homeassistant.url", "homeassistant.token"] as const;
+
+/**
+ * App config keys no form field offers, set in the add-on's YAML file (/config/meter2mqtt.yaml) only, each with
+ * the words DOCS.md shows for it. Key paths: `[]` an item of a list, `*` any name of a map.
+ */
+export const YAML_ONLY: Readonly<Record<string, readonly string[]>> = {
+  // file: ports (replaying a capture) are for trying things out, not something to pick in a form.
+  "meters[].replay_interval_ms": ["replay_interval_ms"],
+  "meters[].replay_loop": ["replay_loop"],
+  // Time-of-use periods: a list of objects inside a tariff.
+  "tariffs.*.import[]": ["from", "to", "days", "price"],
+  "tariffs.*.export[]": ["from", "to", "days", "price"],
+};
+
+/** The file in the add-on's own config folder (the `addon_config` map, /config inside) merged over the options. */
+export const ADDON_YAML_FILE = "meter2mqtt.yaml";
 
 /** The keys each meter type takes, from the app's schema: which types read a port, which have an `imap`. */
 const METER_KEYS: Readonly<Record<string, ReadonlySet<string>>> = Object.fromEntries(
@@ -104,11 +158,28 @@ export function optionSecrets(options: unknown): string[] {
   if (!isObject(options)) return [];
   const raw = [
     isObject(options.mqtt) ? options.mqtt.password : undefined,
+    isObject(options.influx) ? options.influx.password : undefined,
+    isObject(options.influx) ? options.influx.token : undefined,
     ...(Array.isArray(options.meters)
-      ? options.meters.flatMap((m) => (isObject(m) ? [m.imap_password, m.password, m.totp_secret] : []))
+      ? options.meters.flatMap((m) => (isObject(m) ? [m.imap_password, m.password, m.totp_secret, m.key, m.aad] : []))
       : []),
   ];
   return raw.filter((s): s is string => typeof s === "string").flatMap((s) => [s, s.trim()]);
+}
+
+/** Keys whose values are secrets wherever they appear in the YAML file (the app's config shape). */
+const SECRET_KEY = /^(password|token|totp_secret|key|aad)$/;
+
+/** The secrets in the add-on's YAML file, to be registered before anything from it is logged. */
+export function yamlSecrets(yaml: unknown): string[] {
+  const out: string[] = [];
+  const walk = (v: unknown, key: string): void => {
+    if (Array.isArray(v)) for (const x of v) walk(x, key);
+    else if (isObject(v)) for (const [k, x] of Object.entries(v)) walk(x, k);
+    else if (typeof v === "string" && SECRET_KEY.test(key)) out.push(v, v.trim());
+  };
+  walk(yaml, "");
+  return out;
 }
 
 /** The Supervisor's websocket proxy to Home Assistant Core, from the API's base URL. */
@@ -127,7 +198,7 @@ function meterOf(raw: unknown, i: number, issues: string[], decisions: string[],
   const label = `meter ${typeof m.id === "string" ? m.id : `#${i + 1}`}${typeof m.type === "string" ? ` (${m.type})` : ""}`;
   // An unknown type is the app's schema's to report; until then it is treated as one with a port.
   const takes = typeof m.type === "string" ? METER_KEYS[m.type] : undefined;
-  const rest = folded(m, takes, where, renamed);
+  const rest = folded(m, "meters", takes ?? new Set(), where, renamed);
   if (takes && !takes.has("port")) {
     for (const key of ["port", "tcp"])
       if (rest[key] !== undefined)
@@ -144,13 +215,13 @@ function meterOf(raw: unknown, i: number, issues: string[], decisions: string[],
 
 /**
  * The flat fields of a nested object (`imap_host`, `imap_port`, …) as that object (`imap: {host, port, …}`), when
- * the meter's type has it and any of them is set; errors then name the flat field. Other types keep the flat
- * fields, which the app refuses by their own name.
+ * any of them is set (and, for a meter, when its type has the object); errors then name the flat field. A meter
+ * type without the object keeps the flat fields, which the app refuses by their own name.
  */
-function folded(m: Obj, takes: ReadonlySet<string> | undefined, where: string, renamed: Obj): Obj {
+function folded(m: Obj, section: string, takes: ReadonlySet<string> | undefined, where: string, renamed: Obj): Obj {
   const rest: Obj = { ...m };
-  for (const [object, keys] of Object.entries(NESTED_METER_OPTIONS)) {
-    if (!takes?.has(object)) continue;
+  for (const [object, keys] of Object.entries(NESTED_OPTIONS[section] ?? {})) {
+    if (takes && !takes.has(object)) continue;
     const nested: Obj = {};
     for (const key of keys) {
       const flat = `${object}_${key}`;
@@ -204,7 +275,7 @@ function smtOf(rest: Obj, where: string, label: string, issues: string[], decisi
   }
   const outside = (key: string, path: unknown) =>
     issues.push(
-      `${where}.${key}: the add-on sees files under ${SHARE_DIR} only (the share folder of the Samba and File editor add-ons), like ${SHARE_DIR}/smt (got ${JSON.stringify(path)})`,
+      `${where}.${key}: the app sees files under ${SHARE_DIR} only (the share folder of the Samba and File editor apps), like ${SHARE_DIR}/smt (got ${JSON.stringify(path)})`,
     );
   if (rest.folder !== undefined && !inShare(rest.folder)) outside("folder", rest.folder);
   if (imap?.ca !== undefined && !inShare(imap.ca)) outside("imap_ca", imap.ca);
@@ -230,8 +301,8 @@ function intervalMeters(meters: Obj[]): string {
   return `${kinds.join(" and ")} meter(s) ${meters.map((m) => String(m.id)).join(", ")}`;
 }
 
-function mqttOf(options: Obj, ctx: AddonContext, issues: string[], decisions: string[]): Obj {
-  const mqtt = section(options, "mqtt");
+function mqttOf(options: Obj, ctx: AddonContext, issues: string[], decisions: string[], renamed: Obj): Obj {
+  const mqtt = folded(section(options, "mqtt"), "mqtt", undefined, "mqtt", renamed);
   if (!wantsSupervisorMqtt(options)) {
     decisions.push(
       `MQTT: broker ${describeUrl(String(mqtt.url))} from the options${mqtt.username ? `, user ${String(mqtt.username)}` : ""}`,
@@ -258,6 +329,78 @@ function mqttOf(options: Obj, ctx: AddonContext, issues: string[], decisions: st
   return { ...rest, url, ...login };
 }
 
+/** A list option's items without blank fields; an empty list is left out (the app's default is the same). */
+function items(options: Obj, key: string): unknown[] | undefined {
+  const v = options[key];
+  if (!Array.isArray(v)) return present(v) ? (v as unknown[]) : undefined;
+  return v.length === 0 ? undefined : v.map((x) => (isObject(x) ? withoutBlanks(x) : x));
+}
+
+/** Loads (their `command_*` fields folded into `command`) and the peak guard's limits. */
+function loadsOf(options: Obj, config: Obj, decisions: string[], renamed: Obj): void {
+  const loads = items(options, "loads");
+  if (loads === undefined) delete config.loads;
+  else {
+    config.loads = loads.map((l, i) => (isObject(l) ? folded(l, "loads", undefined, `loads[${i}]`, renamed) : l));
+    const names = loads.map((l) => (isObject(l) ? String(l.id) : "?"));
+    decisions.push(`load advisor: ${names.length} load(s) ${names.join(", ")}`);
+  }
+  const guard = items(options, "peak_guard");
+  if (guard === undefined) delete config.peak_guard;
+  else {
+    config.peak_guard = guard;
+    const meters = guard.map((g) => (isObject(g) ? `${String(g.meter)} ≤ ${String(g.limit_w ?? 2500)} W` : "?"));
+    decisions.push(`peak guard: ${meters.join(", ")}`);
+  }
+}
+
+/** The form's flat-price tariffs (a list) as the app's map of tariffs by name; `meters` "home, garage" as a list. */
+function tariffsOf(options: Obj, config: Obj, issues: string[], decisions: string[], renamed: Obj): void {
+  const list = items(options, "tariffs");
+  if (list === undefined) {
+    delete config.tariffs;
+    return;
+  }
+  const tariffs: Obj = {};
+  list.forEach((t, i) => {
+    const where = `tariffs[${i}]`;
+    if (!isObject(t)) {
+      issues.push(`${where}: expected a tariff`);
+      return;
+    }
+    const { name, meters, ...rest } = t;
+    if (typeof name !== "string" || !/^[a-z0-9_]{1,64}$/.test(name)) {
+      issues.push(`${where}.name: expected lowercase letters, digits and _ (got ${JSON.stringify(name)})`);
+      return;
+    }
+    if (name in tariffs) {
+      issues.push(`${where}.name: a tariff named "${name}" is listed twice`);
+      return;
+    }
+    const ids = typeof meters === "string" ? meters.split(/[\s,]+/).filter(Boolean) : meters;
+    tariffs[name] = { meters: ids, ...rest };
+    renamed[`tariffs.${name}`] = where;
+    renamed[`tariffs.${name}.meters`] = `${where}.meters`;
+    decisions.push(
+      `tariff ${name}: ${Array.isArray(ids) ? ids.join(", ") : "?"} at ${String(rest.import)} ${String(rest.currency)}/kWh`,
+    );
+  });
+  config.tariffs = tariffs;
+}
+
+/** The line-protocol output, when its URL is set; the form's version is text ("1", "2", "victoria"). */
+function influxOf(options: Obj, config: Obj, decisions: string[]): void {
+  const influx = section(options, "influx");
+  if (Object.keys(influx).length === 0) {
+    delete config.influx;
+    return;
+  }
+  if (typeof influx.version === "string" && /^\d+$/.test(influx.version)) influx.version = Number(influx.version);
+  config.influx = influx;
+  if (typeof influx.url === "string")
+    decisions.push(`influx: line protocol to ${describeUrl(influx.url)} (${String(influx.version ?? "victoria")})`);
+}
+
 function describeUrl(url: string): string {
   return url.replace(/\/\/[^@/]*@/, "//");
 }
@@ -268,7 +411,7 @@ function describeUrl(url: string): string {
  * meter with nothing to read or a folder the add-on cannot see) throw one ConfigError listing them all.
  */
 export function addonToConfig(options: unknown, ctx: AddonContext): AddonConfig {
-  if (!isObject(options)) throw new ConfigError("invalid add-on options: expected a JSON object");
+  if (!isObject(options)) throw new ConfigError("invalid app options: expected a JSON object");
   const issues: string[] = [];
   const decisions: string[] = [];
   const renamed: Record<string, string> = {};
@@ -279,7 +422,10 @@ export function addonToConfig(options: unknown, ctx: AddonContext): AddonConfig 
     ? options.meters.map((m, i) => meterOf(m, i, issues, decisions, renamed))
     : options.meters;
 
-  config.mqtt = mqttOf(options, ctx, issues, decisions);
+  config.mqtt = mqttOf(options, ctx, issues, decisions, renamed);
+  loadsOf(options, config, decisions, renamed);
+  tariffsOf(options, config, issues, decisions, renamed);
+  influxOf(options, config, decisions);
 
   // Interval meters (SMT, SmartHub) keep their data in the archive and send it to HA's long-term statistics.
   const intervalObjs = (Array.isArray(config.meters) ? config.meters : []).filter(
@@ -294,7 +440,7 @@ export function addonToConfig(options: unknown, ctx: AddonContext): AddonConfig 
   decisions.push(
     archive.enabled === false
       ? `archive: off in the options${interval.length > 0 ? `, so the ${intervalText} read nothing (their data are kept in the archive)` : ""}`
-      : `archive: ${path} (kept in the add-on's backups)`,
+      : `archive: ${path} (kept in the app's backups)`,
   );
 
   const ha = section(options, "homeassistant");
@@ -316,6 +462,74 @@ export function addonToConfig(options: unknown, ctx: AddonContext): AddonConfig 
     );
   }
 
-  if (issues.length > 0) throw new ConfigError(`invalid add-on options:\n  ${issues.join("\n  ")}`, issues);
+  if (issues.length > 0) throw new ConfigError(`invalid app options:\n  ${issues.join("\n  ")}`, issues);
   return { config, decisions, renamed };
+}
+
+/** List items in the YAML file that merge into the option's item with the same value of this key. */
+const MERGE_KEYS: Readonly<Record<string, string>> = { meters: "id", loads: "id", peak_guard: "meter" };
+
+/**
+ * The add-on's YAML file (the app's config shape) merged over the config made from the options: objects key by
+ * key, a meter or load with the id of one from the options into that one (others are added after them), anything
+ * else replaced. Returns where each key the file set ended up, for errors: `meters[2].key` → the file's
+ * `meters[0].key`.
+ */
+export function mergeYaml(config: Obj, yaml: unknown, file: string): { config: Obj; renamed: Record<string, string> } {
+  if (!isObject(yaml)) throw new ConfigError(`${file}: expected keys like meters:, tariffs: or influx: at the top`);
+  const renamed: Record<string, string> = {};
+  const mark = (v: unknown, at: string, from: string): void => {
+    renamed[at] = `${file}: ${from}`;
+    if (Array.isArray(v)) for (const [i, x] of v.entries()) mark(x, `${at}[${i}]`, `${from}[${i}]`);
+    else if (isObject(v)) for (const [k, x] of Object.entries(v)) mark(x, `${at}.${k}`, `${from}.${k}`);
+  };
+  const merge = (base: unknown, over: unknown, at: string, from: string): unknown => {
+    if (isObject(base) && isObject(over)) {
+      const out: Obj = { ...base };
+      for (const [k, v] of Object.entries(over)) out[k] = merge(base[k], v, `${at}.${k}`, `${from}.${k}`);
+      return out;
+    }
+    mark(over, at, from);
+    return over;
+  };
+  const out: Obj = { ...config };
+  if ("archive" in yaml && isObject(yaml.archive) && "path" in yaml.archive)
+    throw new ConfigError(
+      `${file}: archive.path: the app keeps the archive in its data folder, which backups hold; remove archive.path`,
+      [`${file}: archive.path: set by the app; remove it`],
+    );
+  for (const [key, value] of Object.entries(yaml)) {
+    const by = MERGE_KEYS[key];
+    const base = out[key];
+    if (by && Array.isArray(value) && Array.isArray(base)) {
+      const list = [...base];
+      value.forEach((item, i) => {
+        const at =
+          isObject(item) && item[by] !== undefined ? list.findIndex((b) => isObject(b) && b[by] === item[by]) : -1;
+        if (at >= 0) {
+          for (const [k, v] of Object.entries(item as Obj))
+            list[at] = {
+              ...(list[at] as Obj),
+              [k]: merge((list[at] as Obj)[k], v, `${key}[${at}].${k}`, `${key}[${i}].${k}`),
+            };
+        } else {
+          mark(item, `${key}[${list.length}]`, `${key}[${i}]`);
+          list.push(item);
+        }
+      });
+      out[key] = list;
+    } else out[key] = merge(base, value, key, key);
+  }
+  return { config: out, renamed };
+}
+
+/**
+ * An error line of the app's schema (`meters[0].imap.user: missing…`) named after what the user wrote: the option
+ * (`meters[0].imap_user`) or the YAML file's key. The longest key path that starts the line wins.
+ */
+export function renameIssue(line: string, renamed: Readonly<Record<string, string>>): string {
+  let best = "";
+  for (const path of Object.keys(renamed))
+    if (path.length > best.length && line.startsWith(path) && /^[:.[]/.test(line.slice(path.length))) best = path;
+  return best ? renamed[best] + line.slice(best.length) : line;
 }

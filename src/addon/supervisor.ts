@@ -47,11 +47,11 @@ function refusal(status: number, message: string | null | undefined): Supervisor
   const said = message ? `: ${message}` : "";
   if (status === 400 && /not enabled/i.test(message ?? ""))
     return new SupervisorError(
-      `the Supervisor has no MQTT broker to hand out (${message}); install and start the Mosquitto broker add-on, or set mqtt.url in this add-on's options`,
+      `the Supervisor has no MQTT broker to hand out (${message}); install and start the Mosquitto broker app, or set mqtt.url in this app's options`,
     );
   if (status === 401 || status === 403)
     return new SupervisorError(
-      `the Supervisor refused to tell this add-on the MQTT broker (HTTP ${status}${said}); set mqtt.url in the options`,
+      `the Supervisor refused to tell this app the MQTT broker (HTTP ${status}${said}); set mqtt.url in the options`,
     );
   return new SupervisorError(`the Supervisor answered HTTP ${status} for the MQTT service${said}`);
 }

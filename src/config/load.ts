@@ -52,7 +52,7 @@ function describe(issue: z.core.$ZodIssue, input: unknown): string {
         : `${where}: expected ${issue.expected}, got ${typeof got}`;
     default: {
       // Secrets are not echoed back; everything else is, so the user sees what was read.
-      const shown = /password|token|secret/i.test(where)
+      const shown = /password|token|secret|(^|\.)(key|aad)$/i.test(where)
         ? ""
         : got !== undefined && typeof got !== "object"
           ? ` (got ${JSON.stringify(got)})`
