@@ -5,12 +5,12 @@ import { IntervalPipeline } from "./intervals/pipeline.js";
 import { LoadAdvisorService } from "./loads/index.js";
 import { Archive } from "./outputs/archive/index.js";
 import { InfluxOutput } from "./outputs/influx/index.js";
-import { MqttOutput } from "./outputs/mqtt/index.js";
+import { describeUrl, MqttOutput } from "./outputs/mqtt/index.js";
 import { archiveStatistics, StatisticsOutput } from "./outputs/statistics/index.js";
 import { createSource } from "./sources/index.js";
 import { calendarMeters, TariffService } from "./tariffs/index.js";
 import { withTariffCost } from "./tariffs/statistics.js";
-import { type Clock, systemClock, type Timer } from "./util/clock.js";
+import { type Clock, systemClock } from "./util/clock.js";
 import { createLogger, type Logger, setLogLevel } from "./util/log.js";
 import { VERSION } from "./version.js";
 
@@ -25,13 +25,15 @@ export interface Source {
 export interface AppOptions {
   clock?: Clock;
   log?: Logger;
-  /** How long to wait between attempts while the broker cannot be reached at start-up. */
-  mqttRetryMs?: number;
+  /** How long the first MQTT connection may take before the log says the broker cannot be reached. */
+  mqttConnectTimeoutMs?: number;
 }
 
 /**
  * Lifecycle of the bridge: sources feed the bus, each output drains its own queue. Start order is
  * archive, MQTT, sources (nothing read is lost before the outputs exist); stop order is the reverse.
+ * The MQTT output exists from the start but connects in the background: meters are read and archived at once,
+ * whatever the broker does, and their latest values go out when it answers.
  */
 export class App {
   readonly bus = new Bus();
@@ -47,8 +49,15 @@ export class App {
   influx?: InfluxOutput;
   private readonly log: Logger;
   private readonly clock: Clock;
-  private mqttRetry?: Timer;
   private stopping?: Promise<void>;
+  private failWith?: (err: Error) => void;
+  /**
+   * Rejects when the bridge cannot go on and must stop (the broker refuses our credentials); never resolves.
+   * The CLI stops the app and exits on it.
+   */
+  readonly failed: Promise<never> = new Promise<never>((_, reject) => {
+    this.failWith = reject;
+  });
 
   constructor(
     readonly config: Config,
@@ -57,6 +66,8 @@ export class App {
     this.log = opts.log ?? createLogger("app");
     this.clock = opts.clock ?? systemClock;
     setLogLevel(config.log_level);
+    // Nobody may be listening yet; the CLI is.
+    this.failed.catch(() => {});
   }
 
   async start(): Promise<void> {
@@ -67,6 +78,10 @@ export class App {
     if (cfg.archive.enabled) {
       const archive = new Archive(cfg.archive, { clock: this.clock });
       await archive.start();
+      if (this.stopping) {
+        await archive.stop();
+        return;
+      }
       this.archive = archive;
       for (const m of cfg.meters) archive.upsertMeter({ id: m.id, name: m.name, type: m.type });
       this.bus.subscribe("archive", "reading", (r) => archive.add(r));
@@ -77,7 +92,7 @@ export class App {
     } else this.log.info("archive: disabled in the configuration");
     if (this.archive) this.intervals = new IntervalPipeline(this.archive, this.bus, { clock: this.clock });
     this.tariffs = new TariffService(cfg, { clock: this.clock });
-    this.tariffs.startCalendar();
+    this.tariffs.startCalendar(this.archive);
     this.startStatistics();
 
     // Derived quantities are added as a bus step rather than by a subscriber re-emitting: every output (and the
@@ -93,10 +108,12 @@ export class App {
       this.loads.start(this.bus);
     }
 
-    await this.connectMqtt();
+    this.connectMqtt();
 
     for (const m of cfg.meters) {
       const source = await createSource(m, this.bus, { clock: this.clock, intervals: this.intervals });
+      // Stopped while a source's code was loading: it is not started after "stopped".
+      if (this.stopping) return;
       this.sources.push(source);
       source.start();
     }
@@ -157,33 +174,32 @@ export class App {
   }
 
   /**
-   * The broker may come up after us (an add-on started before Mosquitto): keep archiving and retry in
-   * the background. A broker that refuses our credentials is a configuration error and stops start-up.
+   * The broker may come up after us (an add-on started before Mosquitto): the output keeps trying in the
+   * background while the meters are read and archived. A broker that refuses our credentials is a configuration
+   * error and stops the bridge (see `failed`).
    */
-  private async connectMqtt(): Promise<void> {
+  private connectMqtt(): void {
     const cfg = this.config;
-    const mqtt = new MqttOutput(cfg.mqtt, cfg.meters, { clock: this.clock, version: VERSION });
-    try {
-      await mqtt.start();
-    } catch (err) {
-      const message = (err as Error).message;
-      if (/refused/.test(message)) throw err;
-      if (!this.mqttRetry)
-        this.log.warn(`${message}; readings are archived meanwhile and MQTT is retried in the background`);
-      this.mqttRetry = this.clock.setTimeout(() => {
-        if (this.stopping) return;
-        this.connectMqtt().catch((e: Error) => this.log.error(`MQTT: ${e.message}`));
-      }, this.opts.mqttRetryMs ?? 10_000);
-      return;
-    }
-    if (this.mqttRetry) this.log.info("MQTT broker reachable now");
-    this.mqttRetry = undefined;
+    const mqtt = new MqttOutput(cfg.mqtt, cfg.meters, {
+      clock: this.clock,
+      version: VERSION,
+      persistent: true,
+      connectTimeoutMs: this.opts.mqttConnectTimeoutMs,
+    });
     this.mqtt = mqtt;
     this.bus.subscribe("mqtt", "reading", (r) => mqtt.onReading(r));
     this.bus.subscribe("mqtt", "status", (s) => mqtt.onStatus(s));
     this.bus.subscribe("mqtt", "meterInfo", (i) => mqtt.onMeterInfo(i));
     this.loads?.attach(mqtt);
-    this.log.info(`MQTT: connected to ${cfg.mqtt.url.replace(/\/\/[^@/]*@/, "//")}, base topic ${cfg.mqtt.base_topic}`);
+    mqtt.start().then(
+      () => {
+        if (!this.stopping)
+          this.log.info(`MQTT: connected to ${describeUrl(cfg.mqtt.url)}, base topic ${cfg.mqtt.base_topic}`);
+      },
+      (err: Error) => {
+        if (!this.stopping) this.failWith?.(new MqttRefused(`${err.message} (check mqtt.username and mqtt.password)`));
+      },
+    );
   }
 
   stop(): Promise<void> {
@@ -193,7 +209,6 @@ export class App {
 
   private async doStop(): Promise<void> {
     this.log.info("stopping");
-    if (this.mqttRetry) this.clock.clearTimeout(this.mqttRetry);
     await Promise.allSettled(this.sources.map((s) => s.stop()));
     await this.bus.idle();
     this.tariffs?.stop();
@@ -209,4 +224,9 @@ export class App {
       `stopped${this.archive ? `; archive has ${this.archive.stats.written} new reading(s) this run` : ""}`,
     );
   }
+}
+
+/** The broker refused the connection (credentials, ACL): the configuration has to change. */
+export class MqttRefused extends Error {
+  override readonly name = "MqttRefused";
 }

@@ -1,11 +1,11 @@
 import { createReadStream } from "node:fs";
 import { parseArgs } from "node:util";
 import { addonOptionsFound, loadAddonConfig } from "./addon/index.js";
-import { App } from "./app.js";
+import { App, MqttRefused } from "./app.js";
 import { ConfigError, loadConfig } from "./config/load.js";
 import { DECODERS } from "./sources/index.js";
 import { BACKFILL_USAGE, EXPORT_USAGE, IMPORT_USAGE, REPORT_USAGE } from "./usage.js";
-import { createLogger, redact } from "./util/log.js";
+import { createLogger, oneLine, redact } from "./util/log.js";
 import { VERSION } from "./version.js";
 
 const USAGE = `meter2mqtt ${VERSION}: smart meters to Home Assistant over MQTT, with a SQLite archive
@@ -14,14 +14,19 @@ Usage:
   meter2mqtt run [--config FILE]        the bridge (without --config: /data/options.json, as the add-on)
   meter2mqtt demo [--interval MS]       replays bundled captures through the whole pipeline with an
                                         embedded MQTT broker and an archive under ./data
-  meter2mqtt decode --format dsmr|raven|smt-csv|smarthub-json [--timezone ZONE] [--raw] [FILE|-]
+  meter2mqtt decode --format dsmr|raven|smt-csv|smarthub-json [--timezone ZONE] [--raw]
+                  [--key HEX [--aad HEX]] [FILE|-]
                                         one JSON object per telegram on stdout; each rejected
-                                        frame as one line on stderr with the reason
+                                        frame as one line on stderr with the reason; --key and
+                                        --aad read encrypted P1 (the keys from your grid operator)
 ${IMPORT_USAGE}
 ${REPORT_USAGE}
 ${EXPORT_USAGE}
 ${BACKFILL_USAGE}
   meter2mqtt --version | --help
+
+  --debug (with any command) prints the stack trace of an error as well.
+  Exit status: 0 done, 1 an error while running, 2 a usage or configuration error.
 `;
 
 const log = createLogger("cli");
@@ -34,6 +39,14 @@ async function run(args: string[]): Promise<number> {
   log.info(`configuration from ${source}`);
   const app = new App(config);
   let stopping = false;
+  // The broker refused our credentials (or another reason the bridge cannot go on): stop the meters, then exit.
+  const failure = app.failed.catch(async (err: Error) => {
+    if (stopping) return 0;
+    stopping = true;
+    log.error(`${err.message}; stopping`);
+    await app.stop().catch(() => {});
+    return err instanceof MqttRefused ? 2 : 1;
+  });
   const done = new Promise<number>((resolve) => {
     const onSignal = (sig: string): void => {
       if (stopping) return;
@@ -50,8 +63,13 @@ async function run(args: string[]): Promise<number> {
     process.once("SIGTERM", () => onSignal("SIGTERM"));
     process.once("SIGINT", () => onSignal("SIGINT"));
   });
-  await app.start();
-  return done;
+  try {
+    await app.start();
+  } catch (err) {
+    await app.stop().catch(() => {});
+    throw err;
+  }
+  return Promise.race([done, failure]);
 }
 
 async function decode(args: string[]): Promise<number> {
@@ -61,6 +79,8 @@ async function decode(args: string[]): Promise<number> {
       format: { type: "string", short: "f" },
       timezone: { type: "string" },
       raw: { type: "boolean", default: false },
+      key: { type: "string" },
+      aad: { type: "string" },
     },
     allowPositionals: true,
     strict: true,
@@ -72,13 +92,26 @@ async function decode(args: string[]): Promise<number> {
     );
     return 2;
   }
+  const keys: { key?: string; aad?: string } = {};
+  for (const name of ["key", "aad"] as const) {
+    const v = values[name]
+      ?.replace(/^0x/i, "")
+      .replace(/[\s:-]/g, "")
+      .toLowerCase();
+    if (v === undefined) continue;
+    if (!/^[0-9a-f]{32}$/.test(v)) {
+      process.stderr.write(`decode: --${name} expects 32 hex digits (the 16-byte key from your grid operator)\n`);
+      return 2;
+    }
+    keys[name] = v;
+  }
   const decoder = await load();
   const file = positionals[0] ?? "-";
   const input = (file === "-" ? process.stdin : createReadStream(file)) as AsyncIterable<Buffer>;
   let ok = 0;
   let bad = 0;
   try {
-    for await (const item of decoder(input, { timezone: values.timezone, raw: values.raw, source: file })) {
+    for await (const item of decoder(input, { timezone: values.timezone, raw: values.raw, source: file, ...keys })) {
       if (item.ok) {
         ok++;
         process.stdout.write(`${JSON.stringify(item.json)}\n`);
@@ -103,8 +136,42 @@ process.stdout.on("error", (err: NodeJS.ErrnoException) => {
   throw err;
 });
 
+/** `--debug` anywhere on the command line: stack traces with errors. */
+const DEBUG = process.argv.includes("--debug");
+
+/** A mistake in how the command was called or configured (exit 2), rather than something going wrong (exit 1). */
+function isUsageError(err: unknown): boolean {
+  if (err instanceof ConfigError || err instanceof MqttRefused) return true;
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  return typeof code === "string" && code.startsWith("ERR_PARSE_ARGS");
+}
+
+/** One line on stderr: the cause, secrets masked; the stack only with --debug. */
+function reportError(err: unknown): number {
+  const e = err instanceof Error ? err : new Error(String(err));
+  const text = DEBUG && e.stack ? redact(e.stack) : oneLine(redact(flatten(e.message || e.name)));
+  const usage = isUsageError(e);
+  const hint =
+    usage && /ERR_PARSE_ARGS/.test(String((e as NodeJS.ErrnoException).code)) ? " (see meter2mqtt --help)" : "";
+  process.stderr.write(`meter2mqtt: ${text}${hint}\n`);
+  return usage ? 2 : 1;
+}
+
+/** A message of several lines (a config error per key, a YAML excerpt) as one: "invalid x: a; b". */
+function flatten(message: string): string {
+  const lines = message
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .filter((l) => l !== "");
+  return lines.reduce((out, l, i) => (i === 0 ? l : `${out}${out.endsWith(":") ? " " : "; "}${l}`), "");
+}
+
+// Whatever escapes a handler still ends in one line and exit 1, not a Node stack trace.
+process.on("uncaughtException", (err) => process.exit(reportError(err) === 2 ? 2 : 1));
+process.on("unhandledRejection", (err) => process.exit(reportError(err) === 2 ? 2 : 1));
+
 export async function main(argv: string[]): Promise<number> {
-  const [cmd, ...rest] = argv;
+  const [cmd, ...rest] = argv.filter((a) => a !== "--debug");
   switch (cmd) {
     case "run":
       return run(rest);
@@ -145,9 +212,7 @@ main(process.argv.slice(2)).then(
     if (!["decode", "report", "export"].includes(process.argv[2] ?? ""))
       setTimeout(() => process.exit(code), 200).unref();
   },
-  (err: Error) => {
-    if (err instanceof ConfigError) process.stderr.write(`meter2mqtt: ${redact(err.message)}\n`);
-    else process.stderr.write(`meter2mqtt: ${redact(err.stack ?? err.message)}\n`);
-    process.exit(err instanceof ConfigError ? 2 : 1);
+  (err: unknown) => {
+    process.exit(reportError(err));
   },
 );

@@ -18,6 +18,8 @@ export interface Mosquitto {
   port: number;
   stop(): Promise<void>;
   restart(): Promise<void>;
+  /** Sends the broker process a signal: SIGSTOP hangs it with its sockets open, SIGCONT lets it go on. */
+  signal(sig: NodeJS.Signals): void;
 }
 
 /** mosquitto lives in /usr/sbin on Debian, which is not on every user's PATH. */
@@ -124,6 +126,9 @@ export async function startMosquitto(opts: { port?: number; users?: Record<strin
     async stop() {
       await halt();
       await rm(dir, { recursive: true, force: true });
+    },
+    signal(sig) {
+      child?.kill(sig);
     },
     /** Starts it again on the same port, also after stop() (a broker that was down for a while). */
     async restart() {
