@@ -8,8 +8,11 @@
  * read the app's schema through zod's JSON Schema export, so a new meter type, a renamed key or a changed pattern
  * in src/config/schema.ts fails here until addon/config.yaml follows.
  */
-import { readdirSync, readFileSync } from "node:fs";
+import { execFile } from "node:child_process";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
@@ -29,6 +32,7 @@ import {
 import { parseConfig } from "../src/config/load.js";
 import { ConfigSchema } from "../src/config/schema.js";
 
+const run = promisify(execFile);
 const ROOT = join(import.meta.dirname, "..");
 const read = (path: string): string => readFileSync(join(ROOT, path), "utf8");
 const yamlOf = (path: string): Record<string, unknown> => parseYaml(read(path)) as Record<string, unknown>;
@@ -359,7 +363,7 @@ describe("addon/config.yaml follows the Supervisor's rules", () => {
     expect(problems).toEqual([]);
   });
 
-  it("comes with the files the store shows: docs, changelog, icon, logo, AppArmor profile, repository.yaml", () => {
+  it("comes with the files the store shows: docs, changelog, icon, logo, repository.yaml", () => {
     expect(read("addon/DOCS.md")).toMatch(/^# meter2mqtt/);
     expect(read("addon/CHANGELOG.md")).toContain(`## ${pkg.version}`);
     const png = (path: string) => {
@@ -371,17 +375,6 @@ describe("addon/config.yaml follows the Supervisor's rules", () => {
     expect(icon.width).toBe(icon.height);
     const logo = png("addon/logo.png");
     expect(logo.width).toBeGreaterThan(logo.height);
-
-    const apparmor = read("addon/apparmor.txt");
-    expect(apparmor).toMatch(new RegExp(`^profile ${config.slug} flags=`, "m"));
-    for (const rule of [
-      "/dev/ttyUSB[0-9]* rwk",
-      "/dev/ttyACM[0-9]* rwk",
-      "/dev/ttyAMA[0-9]* rwk",
-      "/data/** rwk",
-      "/share/** r,",
-    ])
-      expect(apparmor).toContain(rule);
 
     const repo = yamlOf("repository.yaml");
     expect(repo.name).toEqual(expect.any(String));
@@ -404,6 +397,76 @@ describe("addon/config.yaml follows the Supervisor's rules", () => {
     walk("");
     expect(found).toEqual(["addon/config.yaml"]);
   });
+});
+
+// ── AppArmor ─────────────────────────────────────────────────────────────────────────────────────────────────────
+
+/** apparmor_parser (Debian's `apparmor`; .ci/run installs it): the test is skipped only where it is not installed. */
+const APPARMOR_PARSER = ["/usr/sbin/apparmor_parser", "/sbin/apparmor_parser"].find((p) => existsSync(p));
+
+describe("addon/apparmor.txt", () => {
+  const profile = read("addon/apparmor.txt");
+
+  /** supervisor/utils/apparmor.py: exactly one `profile NAME` at a line's start, renamed to the app's full slug. */
+  const RE_PROFILE = /^profile ([^ ]+).*$/;
+  const topLevel = profile
+    .split("\n")
+    .map((l) => RE_PROFILE.exec(l)?.[1])
+    .filter(Boolean);
+
+  it("has one profile the Supervisor can name after the app, in the shape of HA's example", () => {
+    expect(topLevel).toEqual([config.slug]);
+    // File access for s6-overlay's scripts, which read themselves and their interpreter; the s6 paths.
+    expect(profile).toMatch(/^ {2}file,$/m);
+    for (const rule of ["/init rix,", "/command/** rix,", "/package/** rix,", "/run/{s6,s6-rc*,service}/** rix,"])
+      expect(profile).toContain(rule);
+    // The bridge in a child profile (indented: the Supervisor's rename only touches the top-level line), which
+    // takes the network, the serial devices, /data, the app's config folder and /share read-only.
+    expect(profile).toContain("/usr/bin/node cx -> meter2mqtt_node,");
+    const child = profile.slice(profile.indexOf("  profile meter2mqtt_node"));
+    for (const rule of [
+      "network inet stream,",
+      "network inet6 stream,",
+      "/dev/ttyUSB[0-9]* rwk,",
+      "/dev/ttyACM[0-9]* rwk,",
+      "/dev/ttyAMA[0-9]* rwk,",
+      "/dev/serial/by-id/* rwk,",
+      "/data/** rwk,",
+      "/config/** r,",
+      "/share/** r,",
+      "/opt/meter2mqtt/** rm,",
+      "signal (receive) peer=*meter2mqtt,",
+    ])
+      expect(child, rule).toContain(rule);
+    expect(child).not.toMatch(/^\s*file,$/m);
+  });
+
+  it.skipIf(!APPARMOR_PARSER)(
+    "compiles with apparmor_parser, as written and as the Supervisor renames it",
+    async () => {
+      const dir = mkdtempSync(join(tmpdir(), "m2m-aa-"));
+      try {
+        const parse = (text: string, name: string) => {
+          const file = join(dir, name);
+          writeFileSync(file, text);
+          // -Q: compile only, nothing loaded into a kernel; -K: no cache.
+          return run(APPARMOR_PARSER!, ["-Q", "-K", file]).then(
+            () => ({ code: 0, stderr: "" }),
+            (err: { code: number; stderr: string }) => ({ code: err.code, stderr: err.stderr }),
+          );
+        };
+        expect(await parse(profile, "meter2mqtt")).toMatchObject({ code: 0 });
+        const renamed = profile.replace(/^profile meter2mqtt /m, "profile local_meter2mqtt ");
+        expect(await parse(renamed, "local_meter2mqtt")).toMatchObject({ code: 0 });
+        // And it does refuse a broken profile: a rule with an unknown mode.
+        const broken = await parse(profile.replace("/data/** rwk,", "/data/** rwz,"), "broken");
+        expect(broken.code).not.toBe(0);
+        expect(broken.stderr).toMatch(/syntax error|parser error/i);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  );
 });
 
 // ── the options against the app's config schema ──────────────────────────────────────────────────────────────────
@@ -914,7 +977,7 @@ describe("the add-on's options map onto the app's config schema", () => {
       throw new Error("accepted");
     })();
     expect(err.issues.map((l) => renameIssue(l, bad.renamed))).toEqual([
-      "tariffs[0].meters[1]: expected the id of a configured meter: home (got \"nowhere\")",
+      'tariffs[0].meters[1]: expected the id of a configured meter: home (got "nowhere")',
     ]);
     expect(() =>
       addonToConfig({ ...options, meters: [home], tariffs: [{ name: "Home Tariff", import: 1 }] }, ctx),
