@@ -18,7 +18,6 @@ import { calendarMeters } from "../src/tariffs/index.js";
 
 process.env.TZ = "Europe/Amsterdam";
 
-const H = 3_600_000;
 const STEP = 300_000;
 /** Around the spring change (30 March) and the autumn one (26 October); each starts in the middle of an hour. */
 const WEEKS = [
@@ -180,8 +179,8 @@ describe("energy_hours", () => {
     const db = openWritable(path);
     try {
       const late = db.prepare("SELECT * FROM energy_hourly WHERE hour = ?");
-      const h13 = late.get("2025-03-29T13:00:00Z") as Record<string, number>;
-      const h15 = late.get("2025-03-29T15:00:00Z") as Record<string, number>;
+      const h13 = late.get("2025-03-29T13:00:00Z") as { import_kwh: number };
+      const h15 = late.get("2025-03-29T15:00:00Z") as { import_kwh: number };
       expect(h13.import_kwh).toBeGreaterThan(0);
       expect(h15.import_kwh).toBeLessThan(after);
       expect(Math.round((h13.import_kwh + h15.import_kwh) * 1e6) / 1e6).toBe(after);

@@ -17,6 +17,7 @@ import type { InfluxConfig } from "../outputs/influx/schema.js";
 import { describeUrl, httpPost, type Post, WriteError } from "../outputs/influx/writer.js";
 import { loadCliConfig } from "../reports/cli-config.js";
 import { pickMeter } from "../reports/index.js";
+import { DateRangeError, isDay, isoTime, yearsTaken } from "../reports/range.js";
 import type { CalendarMeter } from "../tariffs/calendar.js";
 import { calendarMeters } from "../tariffs/index.js";
 import { nextDay } from "../tariffs/tariff.js";
@@ -27,19 +28,25 @@ export { EXPORT_USAGE };
 
 export type DataKind = "readings" | "intervals";
 
-/** UTC ms bounds [from, to) from --from/--to: local days of the meter (to inclusive) or ISO times. */
+/**
+ * UTC ms bounds [from, to) from --from/--to: local days of the meter (to inclusive) or ISO times, real dates of the
+ * years report takes; without them from the archive's start to its end. A bad one is a DateRangeError (exit 2).
+ */
 export function exportRange(timezone: string, from?: string, to?: string): { from: number; to: number } {
   const zone = zoneOf(timezone);
   const parse = (v: string | undefined, name: "from" | "to"): number | undefined => {
     if (v === undefined) return undefined;
-    if (/^\d{4}-\d{2}-\d{2}$/.test(v)) return localMidnight(zone, name === "from" ? v : nextDay(v));
-    const ms = Date.parse(v);
-    if (!/^\d{4}-\d{2}-\d{2}T/.test(v) || !Number.isFinite(ms))
-      throw new ConfigError(`export: --${name} ${v}: expected a day YYYY-MM-DD or a time like 2025-03-30T01:00:00Z`);
+    if (isDay(v)) return localMidnight(zone, name === "from" ? v : nextDay(v));
+    const ms = isoTime(v);
+    if (ms === undefined)
+      throw new DateRangeError(
+        `export: --${name} ${v}: expected a day YYYY-MM-DD or a time like 2025-03-30T01:00:00Z (a real date, years ${yearsTaken})`,
+      );
     return ms;
   };
   const range = { from: parse(from, "from") ?? 0, to: parse(to, "to") ?? Date.UTC(9999, 11, 31) };
-  if (range.from >= range.to) throw new ConfigError("export: --from is not before --to");
+  if (range.from >= range.to)
+    throw new DateRangeError(`export: --from ${from ?? "(the start)"} is not before --to ${to ?? "(the end)"}`);
   return range;
 }
 

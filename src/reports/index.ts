@@ -15,14 +15,13 @@ import { calendarMeters } from "../tariffs/index.js";
 import { localDay, nextDay } from "../tariffs/tariff.js";
 import { REPORT_USAGE } from "../usage.js";
 import { loadCliConfig } from "./cli-config.js";
+import { DateRangeError, daysBetween, isDay, isMonth, MAX_REPORT_DAYS, yearsTaken } from "./range.js";
 
+export { DateRangeError } from "./range.js";
 export { REPORT_USAGE };
 
 export type Period = "daily" | "monthly";
 export type Row = Record<string, string | number | null>;
-
-const DAY_RE = /^\d{4}-\d{2}-\d{2}$/;
-const MONTH_RE = /^\d{4}-\d{2}$/;
 
 /** The meter the command is for: --meter, or the only one configured. */
 export function pickMeter(config: Config, id: string | undefined, command: string): CalendarMeter {
@@ -48,9 +47,11 @@ export function reportRange(
   const today = localDay(zoneOf(timezone), now);
   const check = (v: string | undefined, name: string): string | undefined => {
     if (v === undefined) return undefined;
-    if (DAY_RE.test(v) && Number.isFinite(Date.parse(`${v}T00:00:00Z`))) return v;
-    if (MONTH_RE.test(v)) return name === "from" ? `${v}-01` : lastOfMonth(v);
-    throw new ConfigError(`report: --${name} ${v}: expected a day YYYY-MM-DD or a month YYYY-MM`);
+    if (isDay(v)) return v;
+    if (isMonth(v)) return name === "from" ? `${v}-01` : lastOfMonth(v);
+    throw new DateRangeError(
+      `report: --${name} ${v}: expected a day YYYY-MM-DD or a month YYYY-MM (a real date, years ${yearsTaken})`,
+    );
   };
   let f = check(from, "from");
   let t = check(to, "to") ?? today;
@@ -58,7 +59,12 @@ export function reportRange(
     f = f ? `${f.slice(0, 7)}-01` : `${shiftMonth(t.slice(0, 7), -11)}-01`;
     t = lastOfMonth(t.slice(0, 7));
   } else f ??= addDays(t, -6);
-  if (f > t) throw new ConfigError(`report: --from ${f} is after --to ${t}`);
+  if (f > t) throw new DateRangeError(`report: --from ${f} is after --to ${t}`);
+  const days = daysBetween(f, t);
+  if (days > MAX_REPORT_DAYS)
+    throw new DateRangeError(
+      `report: ${f} to ${t} is ${days} days; a report covers at most ${MAX_REPORT_DAYS} (about ten years): narrow --from/--to`,
+    );
   return { from: f, to: t };
 }
 

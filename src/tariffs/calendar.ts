@@ -4,9 +4,8 @@
  * rewritten when.
  */
 import type Database from "better-sqlite3";
-import { dayFinder } from "../intervals/pipeline.js";
 import { localMidnight, zoneOf } from "../intervals/time.js";
-import { localDay, nextDay, QUARTER_MS, type Tariff } from "./tariff.js";
+import { localDay, nextDay, QUARTER_MS, Tariff } from "./tariff.js";
 
 export interface CalendarMeter {
   id: string;
@@ -26,10 +25,17 @@ export function wholeDays(timezone: string, from: number, to: number): { start: 
   };
 }
 
+/** What a meter's calendar is written from: when it changes, quarters from now on are written again. */
+function fingerprint(meter: CalendarMeter): string {
+  const t = meter.tariff;
+  return JSON.stringify([meter.timezone, t ? [t.name, t.timezone, t.config] : null]);
+}
+
 /**
- * Writes the quarters of the whole local days from `from` to `to` (UTC ms, inclusive). Quarters from `now` on, or
- * all of them with `reprice`, get the current prices; earlier ones are only added where missing. Returns the
- * quarters written or rewritten.
+ * Writes the quarters of the whole local days from `from` to `to` (UTC ms, inclusive), only where they are missing:
+ * a day already complete is not touched. Quarters from `now` on follow the configuration as it is: when it changed
+ * since they were written (table calendar_state), they are deleted and written again. With `reprice` every quarter of
+ * the range is rewritten with the current prices. Returns the quarters written or rewritten.
  */
 export function writeCalendar(
   db: Database.Database,
@@ -48,25 +54,55 @@ export function writeCalendar(
        currency = excluded.currency, import_price = excluded.import_price, export_price = excluded.export_price,
        daily_charge = excluded.daily_charge, written_at = excluded.written_at`,
   );
-  const dayOf = dayFinder(meter.timezone);
+  const zone = zoneOf(meter.timezone);
   const t = meter.tariff;
   const written = iso(now);
   const current = Math.floor(now / QUARTER_MS) * QUARTER_MS;
+  const print = fingerprint(meter);
   return db.transaction((): number => {
     let n = 0;
-    for (let q = start; q < end; q += QUARTER_MS) {
-      const stmt = opts.reprice || q >= current ? replace : keep;
-      n += stmt.run(
-        meter.id,
-        iso(q),
-        dayOf(q),
-        t?.name ?? null,
-        t?.currency ?? null,
-        t ? t.price("import", q) : null,
-        t ? t.price("export", q) : null,
-        t ? t.dailyCharge : null,
-        written,
-      ).changes;
+    const state = db.prepare("SELECT fingerprint FROM calendar_state WHERE meter_id = ?").get(meter.id) as
+      | { fingerprint: string }
+      | undefined;
+    if (state?.fingerprint !== print) {
+      n += db.prepare("DELETE FROM tariff_slots WHERE meter_id = ? AND start >= ?").run(meter.id, iso(current)).changes;
+      db.prepare(
+        `INSERT INTO calendar_state (meter_id, fingerprint, changed_at) VALUES (?, ?, ?)
+         ON CONFLICT (meter_id) DO UPDATE SET fingerprint = excluded.fingerprint, changed_at = excluded.changed_at`,
+      ).run(meter.id, print, written);
+    }
+    const firstDay = localDay(zone, start);
+    const lastDay = localDay(zone, end - 1);
+    const have = new Map(
+      (
+        db
+          .prepare(
+            "SELECT day, count(*) AS n FROM tariff_slots WHERE meter_id = ? AND day BETWEEN ? AND ? GROUP BY day",
+          )
+          .all(meter.id, firstDay, lastDay) as { day: string; n: number }[]
+      ).map((r) => [r.day, r.n]),
+    );
+    for (let dayStart = start; dayStart < end; ) {
+      const day = localDay(zone, dayStart);
+      const dayEnd = localMidnight(zone, nextDay(day));
+      const quarters = (dayEnd - dayStart) / QUARTER_MS;
+      if (opts.reprice || have.get(day) !== quarters) {
+        for (let q = dayStart; q < dayEnd; q += QUARTER_MS) {
+          const stmt = opts.reprice || q >= current ? replace : keep;
+          n += stmt.run(
+            meter.id,
+            iso(q),
+            day,
+            t?.name ?? null,
+            t?.currency ?? null,
+            t ? t.price("import", q) : null,
+            t ? t.price("export", q) : null,
+            t ? t.dailyCharge : null,
+            written,
+          ).changes;
+        }
+      }
+      dayStart = dayEnd;
     }
     return n;
   })();
@@ -92,3 +128,35 @@ export function endOfNextMonth(timezone: string, ms: number): number {
   const firstAfter = new Date(Date.UTC(y, m + 1, 1)).toISOString().slice(0, 10);
   return localMidnight(zoneOf(timezone), firstAfter) - 1;
 }
+
+/** A CalendarMeter as it travels to the archive's worker (a Tariff's methods do not). */
+export interface CalendarSpec {
+  id: string;
+  timezone: string;
+  tariff?: { name: string; timezone: string; config: Tariff["config"] };
+}
+
+export function calendarSpec(m: CalendarMeter): CalendarSpec {
+  const t = m.tariff;
+  return { id: m.id, timezone: m.timezone, tariff: t && { name: t.name, timezone: t.timezone, config: t.config } };
+}
+
+export function fromSpec(s: CalendarSpec): CalendarMeter {
+  const t = s.tariff;
+  return { id: s.id, timezone: s.timezone, tariff: t && new Tariff(t.name, t.config, t.timezone) };
+}
+
+/** Brings one meter's calendar from its first data to the end of next month; returns the quarters written. */
+export function refreshMeterCalendar(db: Database.Database, meter: CalendarMeter, now: number): number {
+  return writeCalendar(db, meter, firstData(db, meter.id) ?? now, endOfNextMonth(meter.timezone, now), now);
+}
+
+/** The calendar as the archive's worker runs it, on its connection (src/outputs/archive/worker.ts). */
+export function calendarStore(db: Database.Database) {
+  return {
+    refreshCalendar(spec: CalendarSpec, now: number): number {
+      return refreshMeterCalendar(db, fromSpec(spec), now);
+    },
+  };
+}
+export type CalendarStore = ReturnType<typeof calendarStore>;

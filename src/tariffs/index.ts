@@ -7,7 +7,7 @@ import type { Reading } from "../model/types.js";
 import { migrate, openReadOnly, openWritable, sqlDir } from "../outputs/archive/db.js";
 import { type Clock, systemClock, type Timer } from "../util/clock.js";
 import { createLogger, type Logger } from "../util/log.js";
-import { type CalendarMeter, endOfNextMonth, firstData, writeCalendar } from "./calendar.js";
+import { type CalendarMeter, type CalendarStore, calendarSpec, refreshMeterCalendar } from "./calendar.js";
 import { type CostState, createCoster, restoreCostStates } from "./live.js";
 import { meterZone, type Tariff, tariffsByMeter } from "./tariff.js";
 
@@ -27,17 +27,25 @@ export function calendarMeters(cfg: Pick<Config, "meters" | "tariffs">): Calenda
   return meters.map((m) => ({ id: m.id, timezone: meterZone(m, tariffs), tariff: tariffs.get(m.id) }));
 }
 
-/** Brings every meter's calendar from its first data to the end of next month; returns the quarters written. */
+/**
+ * Brings every meter's calendar from its first data to the end of next month, on a connection of its own (tests,
+ * tools); returns the quarters written. The bridge does this in the archive's worker (TariffService.startCalendar).
+ */
 export function refreshCalendar(path: string, meters: readonly CalendarMeter[], now: number): number {
   const db = openWritable(path);
   try {
     migrate(db, sqlDir());
     let n = 0;
-    for (const m of meters) n += writeCalendar(db, m, firstData(db, m.id) ?? now, endOfNextMonth(m.timezone, now), now);
+    for (const m of meters) n += refreshMeterCalendar(db, m, now);
     return n;
   } finally {
     db.close();
   }
+}
+
+/** Where the bridge runs the calendar: the archive's worker (Archive.call), never the thread reading the meters. */
+export interface CalendarRunner {
+  call(method: "refreshCalendar", ...args: Parameters<CalendarStore["refreshCalendar"]>): Promise<number>;
 }
 
 export class TariffService {
@@ -92,22 +100,37 @@ export class TariffService {
     return createCoster(new Map(priced.map((id) => [id, this.tariffs.get(id) as Tariff])), restored);
   }
 
-  /** Keeps the report calendar up to date in the archive: now, then once a day. */
-  startCalendar(): void {
-    if (!this.config.archive.enabled) return;
-    const meters = calendarMeters(this.config);
-    const run = (): void => {
-      if (this.stopped) return;
-      try {
-        const n = refreshCalendar(this.config.archive.path, meters, this.clock.now());
-        this.log.debug(`report calendar: ${n} quarter hour(s) written`);
-      } catch (err) {
-        this.log.error(`report calendar not written: ${(err as Error).message}`);
+  /**
+   * Keeps the prices of the meters with a tariff in the archive's calendar, now and then once a day, in the archive's
+   * worker: only days not yet priced are written, one meter at a time so that readings are stored in between.
+   * Meters without a tariff need no calendar until a report asks for their days.
+   */
+  startCalendar(archive: CalendarRunner | undefined): void {
+    if (!archive) return;
+    const meters = calendarMeters(this.config).filter((m) => m.tariff);
+    if (meters.length === 0) return;
+    const run = async (): Promise<void> => {
+      let n = 0;
+      for (const m of meters) {
+        if (this.stopped) return;
+        try {
+          n += await archive.call("refreshCalendar", calendarSpec(m), this.clock.now());
+        } catch (err) {
+          if (!this.stopped) this.log.error(`${m.id}: prices not written to the archive: ${(err as Error).message}`);
+        }
       }
-      this.timer = this.clock.setTimeout(run, DAY_MS);
+      this.log.debug(`report calendar: ${n} quarter hour(s) written`);
     };
-    run();
+    const daily = (): void => {
+      if (this.stopped) return;
+      this.calendarDone = run();
+      this.timer = this.clock.setTimeout(daily, DAY_MS);
+    };
+    daily();
   }
+
+  /** The calendar refresh under way (or the last one): tests and benchmarks wait for it. */
+  calendarDone: Promise<void> = Promise.resolve();
 
   stop(): void {
     this.stopped = true;

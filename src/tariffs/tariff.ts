@@ -31,7 +31,7 @@ export class Tariff {
 
   constructor(
     readonly name: string,
-    private readonly config: TariffConfig,
+    readonly config: TariffConfig,
     readonly timezone: string,
   ) {
     this.zone = zoneOf(timezone);

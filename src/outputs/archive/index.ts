@@ -6,8 +6,7 @@ import type { MeterInfo, Reading } from "../../model/types.js";
 import { type Clock, systemClock, type Timer } from "../../util/clock.js";
 import { type Logger, rootLogger } from "../../util/log.js";
 import { openReadOnly } from "./db.js";
-import type { IntervalStore } from "./intervals.js";
-import type { Batch, Call, FromWorker, MeterRow, WorkerInit } from "./protocol.js";
+import type { ArchiveStore, Batch, Call, FromWorker, MeterRow, WorkerInit } from "./protocol.js";
 
 /** Rows are posted to the worker at least this often… */
 const BATCH_DELAY_MS = 1000;
@@ -199,15 +198,15 @@ export class Archive {
   }
 
   /**
-   * Runs one IntervalStore method (intervals, the IMAP cursor, statistics bookkeeping) in the worker, on its
+   * Runs one ArchiveStore method (intervals, the IMAP cursor, statistics bookkeeping, the tariff calendar) in the worker, on its
    * connection: reads see every write posted before them, and the main thread never waits for the disk.
    * A call made while the worker (re)starts waits for it; one the worker had when it died is rejected, since
    * whether its transaction committed is unknown (every write through here is idempotent, so callers retry).
    */
-  call<K extends keyof IntervalStore>(
+  call<K extends keyof ArchiveStore>(
     method: K,
-    ...args: Parameters<IntervalStore[K]>
-  ): Promise<ReturnType<IntervalStore[K]>> {
+    ...args: Parameters<ArchiveStore[K]>
+  ): Promise<ReturnType<ArchiveStore[K]>> {
     if (this.closing) return Promise.reject(new Error("the archive is stopping"));
     return new Promise((resolve, reject) => {
       const id = ++this.callSeq;

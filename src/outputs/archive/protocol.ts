@@ -1,6 +1,10 @@
 /** Messages between the Archive (main thread) and its writer worker. */
 
+import type { CalendarStore } from "../../tariffs/calendar.js";
 import type { IntervalStore } from "./intervals.js";
+
+/** What the worker answers calls for: the interval tables and the tariff calendar. */
+export type ArchiveStore = IntervalStore & CalendarStore;
 
 export interface MeterRow {
   id: string;
@@ -35,11 +39,11 @@ export interface WorkerInit {
   stringColumns: string[];
 }
 
-/** A call of one IntervalStore method (src/outputs/archive/intervals.ts), answered by a `reply` with the same id. */
+/** A call of one ArchiveStore method (intervals.ts, src/tariffs/calendar.ts), answered by a `reply` with the same id. */
 export interface Call {
   type: "call";
   id: number;
-  method: keyof IntervalStore;
+  method: keyof ArchiveStore;
   args: unknown[];
 }
 

@@ -1,9 +1,10 @@
 import { parentPort, workerData } from "node:worker_threads";
 import type Database from "better-sqlite3";
+import { calendarStore } from "../../tariffs/calendar.js";
 import { migrate, missingColumns, openWritable, sqlDir } from "./db.js";
 import { hourKeeper, hourOf } from "./hours.js";
-import { type IntervalStore, intervalStore } from "./intervals.js";
-import type { Batch, FromWorker, MeterRow, ToWorker, WorkerInit } from "./protocol.js";
+import { intervalStore } from "./intervals.js";
+import type { ArchiveStore, Batch, FromWorker, MeterRow, ToWorker, WorkerInit } from "./protocol.js";
 
 /**
  * The archive's only writer. It owns the connection, so a slow commit or WAL checkpoint stalls this
@@ -91,7 +92,7 @@ function prepare(db: Database.Database): (batch: Batch) => number {
 
 let db: Database.Database | undefined;
 let write: ((batch: Batch) => number) | undefined;
-let store: IntervalStore | undefined;
+let store: ArchiveStore | undefined;
 try {
   db = openWritable(init.path);
   const migrations = migrate(db, sqlDir());
@@ -100,7 +101,7 @@ try {
     throw new Error(`the readings table lacks the columns ${missing.join(", ")}: add a migration under sql/`);
   }
   write = prepare(db);
-  store = intervalStore(db);
+  store = { ...intervalStore(db), ...calendarStore(db) };
   send({ type: "ready", migrations });
 } catch (err) {
   try {
