@@ -3,8 +3,8 @@ import { createDecipheriv } from "node:crypto";
 /**
  * DLMS general-glo-ciphering (tag 0xDB), the envelope of encrypted P1 telegrams (Luxembourg Smarty and others) and
  * of encrypted HAN-port frames: 0xDB, 0x08, the meter's 8-byte system title, a BER length counting from the
- * security byte, the security byte (0x30 authenticated and encrypted, 0x20 encrypted only), a 4-byte frame
- * counter, the ciphertext and, when authenticated, a 12-byte GCM tag. AES-128-GCM with IV = system title + frame
+ * security byte, the security byte (0x30: authenticated and encrypted, the only kind accepted), a 4-byte frame
+ * counter, the ciphertext and a 12-byte GCM tag. AES-128-GCM with IV = system title + frame
  * counter; the additional authenticated data is the security byte followed by the authentication key when the grid
  * operator hands one out, else nothing. Node's own crypto does the AES-GCM.
  */
@@ -54,7 +54,7 @@ export function parseGlo(frame: Uint8Array): GloFrame | string {
 }
 
 export type OpenResult =
-  | { ok: true; plaintext: Buffer; counter: number; authenticated: boolean }
+  | { ok: true; plaintext: Buffer; counter: number }
   | { ok: false; reason: string; replay?: boolean };
 
 /**
@@ -84,21 +84,20 @@ export class GloDecryptor {
         reason: `frame counter ${f.counter} is not above the last one (${this.lastCounter}): a replayed or old frame`,
         replay: true,
       };
-    const iv = Buffer.concat([f.systemTitle, Buffer.from([f.counter >>> 24, f.counter >>> 16, f.counter >>> 8, f.counter])]);
-    const authenticated = f.tag.length > 0;
+    // Without a tag anyone could change the frame (and flipping one bit of the security byte strips the tag of a
+    // real one), so frames that are encrypted only are refused. Meters send 0x30.
+    if (f.tag.length === 0)
+      return { ok: false, reason: "the frame is encrypted without authentication (security byte 0x20): refused" };
+    const iv = Buffer.concat([
+      f.systemTitle,
+      Buffer.from([f.counter >>> 24, f.counter >>> 16, f.counter >>> 8, f.counter]),
+    ]);
     let plaintext: Buffer;
     try {
-      if (authenticated) {
-        const d = createDecipheriv("aes-128-gcm", this.key, iv, { authTagLength: GLO_TAG_BYTES });
-        d.setAAD(this.authKey ? Buffer.concat([Buffer.from([f.securityControl]), this.authKey]) : Buffer.alloc(0));
-        d.setAuthTag(f.tag);
-        plaintext = Buffer.concat([d.update(f.ciphertext), d.final()]);
-      } else {
-        // Encrypted only: GCM's counter mode without the tag (the first block of the key stream is counter 2).
-        const ctr = Buffer.concat([iv, Buffer.from([0, 0, 0, 2])]);
-        const d = createDecipheriv("aes-128-ctr", this.key, ctr);
-        plaintext = Buffer.concat([d.update(f.ciphertext), d.final()]);
-      }
+      const d = createDecipheriv("aes-128-gcm", this.key, iv, { authTagLength: GLO_TAG_BYTES });
+      d.setAAD(this.authKey ? Buffer.concat([Buffer.from([f.securityControl]), this.authKey]) : Buffer.alloc(0));
+      d.setAuthTag(f.tag);
+      plaintext = Buffer.concat([d.update(f.ciphertext), d.final()]);
     } catch {
       return {
         ok: false,
@@ -109,7 +108,7 @@ export class GloDecryptor {
     }
     this.lastTitle = Buffer.from(f.systemTitle);
     this.lastCounter = f.counter;
-    return { ok: true, plaintext, counter: f.counter, authenticated };
+    return { ok: true, plaintext, counter: f.counter };
   }
 }
 

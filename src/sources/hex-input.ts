@@ -30,7 +30,9 @@ export async function* bytesOrHex(input: AsyncIterable<Buffer>): AsyncIterable<B
     head = Buffer.concat([head, r.value]);
   }
   const rest: AsyncIterable<Buffer> = {
-    [Symbol.asyncIterator]: () => ({ next: () => (done ? Promise.resolve({ done: true, value: undefined }) : it.next()) }),
+    [Symbol.asyncIterator]: () => ({
+      next: () => (done ? Promise.resolve({ done: true, value: undefined }) : it.next()),
+    }),
   };
   if (!isHexText(head.subarray(0, HEX_SNIFF))) {
     if (head.length) yield head;

@@ -478,7 +478,7 @@ function decode(bytes: Uint8Array, opts: DecodeOptions): DecodeResult {
         };
     }
   }
-  if (opts.authenticated && crc === "absent") crc = "encrypted";
+  if (opts.authenticated) crc = "encrypted";
 
   // Identification line: "/XXXZ…" up to the line end. Anything else starting with '/' is not a telegram.
   const i0 = identLineEnd(buf, 0, bang);
@@ -580,6 +580,12 @@ function decode(bytes: Uint8Array, opts: DecodeOptions): DecodeResult {
   }
 
   if (objects === 0) return { ok: false, reason: "no data objects after the identification line" };
+  if (opts.unterminated && t.version !== undefined && /^[4-9]/.test(t.version)) {
+    return {
+      ok: false,
+      reason: "truncated telegram: it ended before '!' (this meter's telegrams end with '!' and a CRC)",
+    };
+  }
   if (crc === "absent" && t.version !== undefined && /^[4-9]/.test(t.version)) {
     return { ok: false, reason: `DSMR ${t.version} telegram without CRC` };
   }

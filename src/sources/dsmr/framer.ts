@@ -12,8 +12,15 @@
  */
 export type FrameEvent =
   | { frame: Buffer; unterminated?: boolean }
-  | { encrypted: Buffer }
+  | { encrypted: Buffer; opened?: unknown }
   | { rejected: string; bytes: number };
+
+/**
+ * Opens an encrypted frame as soon as it is complete (the meter's key is known). When it does not open (a wrong
+ * tag: noise that looked like a frame header), the framer goes back to the byte after its start, so a telegram
+ * inside the bytes it spanned is not lost.
+ */
+export type GloOpener = (frame: Buffer) => { ok: true; value: unknown } | { ok: false; reason: string };
 
 const SLASH = 0x2f;
 const BANG = 0x21;
@@ -96,7 +103,10 @@ export class TelegramFramer {
   /** Bytes skipped outside any frame since the last frame (reported, not counted as rejects). */
   garbageBytes = 0;
 
-  constructor(private readonly maxBytes = 8192) {}
+  constructor(
+    private readonly maxBytes = 8192,
+    private readonly openGlo?: GloOpener,
+  ) {}
 
   push(chunk: Uint8Array, out: FrameEvent[] = []): FrameEvent[] {
     this.buf = this.buf.length === 0 ? Buffer.from(chunk) : Buffer.concat([this.buf, chunk]);
@@ -166,8 +176,7 @@ export class TelegramFramer {
         continue;
       }
       if (this.mode === "glo") {
-        if (buf.length < this.need) return;
-        this.take(this.need, out, (b) => ({ encrypted: b }));
+        if (!this.scanGlo(out)) return;
         continue;
       }
       if (!this.scanText(out, atEnd)) return;
@@ -203,13 +212,54 @@ export class TelegramFramer {
       if (k > 0) this.skip(k);
       if (this.buf[0] === SLASH) {
         this.mode = "text";
-        this.scanned = r;
+        this.scanned = r - k;
       } else {
         this.mode = "glo";
         this.need = r;
+        this.scanned = 1;
       }
       return true;
     }
+  }
+
+  /** Encrypted-frame mode; false when more bytes are needed. */
+  private scanGlo(out: FrameEvent[]): boolean {
+    const buf = this.buf;
+    if (!this.openGlo) {
+      // No key to check the frame with: a telegram's identification line inside its span means this was noise
+      // shaped like a frame header (ciphertext holds one only about once in 200 frames, which are refused anyway).
+      for (
+        let k = buf.indexOf(SLASH, Math.max(1, this.scanned));
+        k >= 0 && k < this.need;
+        k = buf.indexOf(SLASH, k + 1)
+      ) {
+        const r = identLineEnd(buf, k);
+        if (r === -2) {
+          this.scanned = k;
+          return false;
+        }
+        if (r > 0) {
+          out.push({ rejected: "encrypted telegram cut short by a plain one", bytes: k });
+          this.skip(k);
+          this.garbageBytes = 0;
+          return true;
+        }
+      }
+      this.scanned = Math.min(buf.length, this.need);
+    }
+    if (buf.length < this.need) return false;
+    const frame = buf.subarray(0, this.need);
+    if (!this.openGlo) {
+      this.take(this.need, out, (b) => ({ encrypted: b }));
+      return true;
+    }
+    const r = this.openGlo(frame);
+    if (r.ok) this.take(this.need, out, (b) => ({ encrypted: b, opened: r.value }));
+    else {
+      out.push({ rejected: r.reason, bytes: this.need });
+      this.skip(1);
+    }
+    return true;
   }
 
   /** Text mode; false when more bytes are needed. */

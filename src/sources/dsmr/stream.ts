@@ -1,4 +1,4 @@
-import { GloDecryptor } from "../glo-cipher.js";
+import { GloDecryptor, type OpenResult } from "../glo-cipher.js";
 import { type DecodeOptions, decodeTelegram, type Telegram } from "./decode.js";
 import { type FrameEvent, TelegramFramer } from "./framer.js";
 
@@ -10,7 +10,7 @@ import { type FrameEvent, TelegramFramer } from "./framer.js";
  */
 export type StreamItem =
   | { ok: true; telegram: Telegram; bytes: number }
-  | { ok: false; reason: string; bytes: number; noKey?: boolean; replay?: boolean };
+  | { ok: false; reason: string; bytes: number; noKey?: boolean };
 
 export interface DsmrStreamOptions {
   timezone?: string;
@@ -31,10 +31,23 @@ export class DsmrStream {
   private readonly decodeOpts: DecodeOptions;
   /** The meter has ended a telegram with '!' (so one without is a cut one). */
   private terminated = false;
+  /** The meter has sent a CRC (or encrypted frames): a telegram without one is a damaged one. */
+  private checked = false;
+  /** Header of the last telegram that came without '!': one is taken only when the one before it came so too. */
+  private lastUnterminated?: string;
 
   constructor(opts: DsmrStreamOptions = {}) {
-    this.framer = new TelegramFramer(opts.maxBytes);
     if (opts.key) this.decryptor = new GloDecryptor(opts.key, opts.aad);
+    const d = this.decryptor;
+    this.framer = new TelegramFramer(
+      opts.maxBytes,
+      d
+        ? (frame) => {
+            const o = d.open(frame);
+            return o.ok ? { ok: true, value: o } : { ok: false, reason: `encrypted telegram refused: ${o.reason}` };
+          }
+        : undefined,
+    );
     this.decodeOpts = { timezone: opts.timezone, raw: opts.raw };
   }
 
@@ -69,7 +82,7 @@ export class DsmrStream {
     for (let i = 0; i < events.length; i++) {
       const ev = events[i]!;
       if ("frame" in ev) out.push(this.text(ev.frame, ev.unterminated === true, why));
-      else if ("encrypted" in ev) out.push(this.encrypted(ev.encrypted));
+      else if ("encrypted" in ev) out.push(this.encrypted(ev.encrypted, ev.opened as OpenResult | undefined));
       else out.push({ ok: false, reason: ev.rejected, bytes: ev.bytes });
     }
     events.length = 0;
@@ -90,21 +103,47 @@ export class DsmrStream {
       };
     const r = decodeTelegram(frame, unterminated ? { ...this.decodeOpts, unterminated } : this.decodeOpts);
     if (!r.ok) return { ok: false, reason: r.reason, bytes: frame.length };
-    if (!unterminated) this.terminated = true;
-    return { ok: true, telegram: r.telegram, bytes: frame.length };
+    const t = r.telegram;
+    if (t.crc === "absent" && this.checked)
+      return {
+        ok: false,
+        reason: "telegram without its CRC from a meter that sends one: damaged",
+        bytes: frame.length,
+      };
+    if (unterminated) {
+      // A telegram cut short looks the same as one from a meter that sends no '!'; only the second such telegram
+      // in a row from the same meter shows which it is.
+      const first = this.lastUnterminated !== t.header;
+      this.lastUnterminated = t.header;
+      if (first)
+        return {
+          ok: false,
+          reason: "telegram without '!': taken from the next one on if this meter always ends its telegrams so",
+          bytes: frame.length,
+        };
+    } else {
+      this.terminated = true;
+      this.lastUnterminated = undefined;
+    }
+    if (t.crc !== "absent") this.checked = true;
+    return { ok: true, telegram: t, bytes: frame.length };
   }
 
-  private encrypted(frame: Buffer): StreamItem {
-    if (!this.decryptor) return { ok: false, reason: NO_KEY_REASON, bytes: frame.length, noKey: true };
-    const o = this.decryptor.open(frame);
-    if (!o.ok)
-      return { ok: false, reason: `encrypted telegram refused: ${o.reason}`, bytes: frame.length, replay: o.replay };
+  private encrypted(frame: Buffer, o: OpenResult | undefined): StreamItem {
+    if (!o) {
+      // A meter that sent plain telegrams does not start encrypting on its own: that was noise.
+      if (this.terminated)
+        return { ok: false, reason: "an encrypted frame among plain telegrams", bytes: frame.length };
+      return { ok: false, reason: NO_KEY_REASON, bytes: frame.length, noKey: true };
+    }
+    if (!o.ok) return { ok: false, reason: `encrypted telegram refused: ${o.reason}`, bytes: frame.length };
     const p = o.plaintext;
     const start = p.indexOf(0x2f);
     if (start < 0) return { ok: false, reason: "decrypted frame holds no telegram", bytes: frame.length };
-    const r = decodeTelegram(p.subarray(start), { ...this.decodeOpts, authenticated: o.authenticated });
+    const r = decodeTelegram(p.subarray(start), { ...this.decodeOpts, authenticated: true });
     if (!r.ok) return { ok: false, reason: `decrypted telegram: ${r.reason}`, bytes: frame.length };
     this.terminated = true;
+    this.checked = true;
     return { ok: true, telegram: r.telegram, bytes: frame.length };
   }
 }
