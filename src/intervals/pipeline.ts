@@ -1,4 +1,5 @@
 import type { Bus } from "../bus.js";
+import { checkInterval } from "../model/plausible.js";
 import type { Interval } from "../model/types.js";
 import type { Archive } from "../outputs/archive/index.js";
 import { type Clock, systemClock } from "../util/clock.js";
@@ -26,27 +27,30 @@ export function dayFinder(timezone: string): (ms: number) => string {
   };
 }
 
-/** Why an interval cannot be stored, or undefined when it can. */
-function problem(i: Interval): string | undefined {
+/**
+ * Why an interval cannot be stored, or undefined when it can: the importers' shared value check
+ * (src/model/plausible.ts) against `now`, plus what the archive's columns need.
+ */
+function problem(i: Interval, now: number): string | undefined {
   if (!Number.isFinite(i.start) || i.start < 0 || i.start > MAX_TIME_MS) return `start ${String(i.start)}`;
   if (!Number.isFinite(i.end) || i.end <= i.start || i.end > MAX_TIME_MS) return `end ${String(i.end)}`;
   if (i.direction !== "import" && i.direction !== "export") return `direction ${String(i.direction)}`;
   if (i.quality !== "actual" && i.quality !== "estimated" && i.quality !== "missing")
     return `quality ${String(i.quality)}`;
-  if (i.energyKwh !== null && !Number.isFinite(i.energyKwh)) return `energy ${String(i.energyKwh)}`;
-  if (i.cost !== undefined && i.cost !== null && !Number.isFinite(i.cost)) return `cost ${String(i.cost)}`;
-  return undefined;
+  return checkInterval(i, now);
 }
 
 export function toRows(batch: IntervalBatch): { rows: IntervalRow[]; rejected: string[] } {
   const dayOf = dayFinder(batch.timezone);
+  // The data cannot be newer than when they were received, nor than now (a file's receivedAt may be its mtime).
+  const now = Math.max(batch.receivedAt, Date.now());
   const received = iso(batch.receivedAt);
   const rows: IntervalRow[] = [];
   const rejected: string[] = [];
   for (const i of batch.intervals) {
-    const why = problem(i);
+    const why = problem(i, now);
     if (why) {
-      rejected.push(`${batch.meterId}: interval not stored, invalid ${why}`);
+      rejected.push(`${batch.meterId}: interval not stored, ${why}`);
       continue;
     }
     const revision = i.revision === undefined ? Number.NaN : Date.parse(i.revision);
@@ -97,6 +101,7 @@ export class IntervalPipeline {
     const now = this.clock.now();
     const { rows, rejected } = toRows(batch);
     for (const r of rejected.slice(0, 5)) this.log.warn(r);
+    if (rejected.length > 5) this.log.warn(`${batch.meterId}: … and ${rejected.length - 5} more intervals not stored`);
     const message: IntervalBatchRows = {
       meterId: batch.meterId,
       timezone: batch.timezone,
@@ -110,6 +115,7 @@ export class IntervalPipeline {
     const r = await this.archive.call("importBatch", message);
     const result: IngestResult = {
       intervals: batch.intervals.length,
+      rejected,
       revisions: r.revisions,
       changed: r.changed,
       seenBefore: r.seenBefore,
@@ -117,9 +123,10 @@ export class IntervalPipeline {
     if (r.firstChanged !== null) result.firstChanged = Date.parse(r.firstChanged);
     if (r.changed > 0) {
       const from = result.firstChanged ?? 0;
+      const stored = Math.max(batch.receivedAt, Date.now());
       this.bus.emit(
         "intervals",
-        batch.intervals.filter((i) => i.start >= from && problem(i) === undefined),
+        batch.intervals.filter((i) => i.start >= from && problem(i, stored) === undefined),
       );
     }
     return result;

@@ -33,6 +33,8 @@ export interface ImapCursor {
 export interface IngestResult {
   /** Intervals in the batch. */
   intervals: number;
+  /** Why each interval that failed the value check (src/model/plausible.ts) was not stored. */
+  rejected: string[];
   /** New revisions stored (0 when the batch was imported before). */
   revisions: number;
   /** Intervals whose current value changed (new, or revised with the newest revision). */

@@ -23,6 +23,7 @@
  */
 import type { IANAZone } from "luxon";
 import { wallToUtc, zoneOf } from "../../intervals/time.js";
+import { checkTime, checkValue } from "../../model/plausible.js";
 import type { Interval } from "../../model/types.js";
 
 export const SMARTHUB_TIMEZONE = "America/New_York";
@@ -56,6 +57,8 @@ export interface DecodeResult {
 export interface DecodeOptions {
   meterId: string;
   timezone?: string;
+  /** What the shared value check (src/model/plausible.ts) takes as now; the system clock by default. */
+  now?: number;
 }
 
 type Obj = Record<string, unknown>;
@@ -179,6 +182,7 @@ function entryPoints(
   meters: Map<string, MeterInfo>,
   rejected: string[],
   notes: string[],
+  now: number,
 ): EntryPoints {
   const xmap = isObject(entry.xToOrderedInterval) ? entry.xToOrderedInterval : {};
   const series = (Array.isArray(entry.series) ? entry.series : []).filter(isObject);
@@ -221,6 +225,11 @@ function entryPoints(
         rejected.push(`${where}: x ${JSON.stringify(p.x)} is not a time`);
         return;
       }
+      const badTime = checkTime(wall, now) ?? pointEnd(start, end, wall, now);
+      if (badTime) {
+        rejected.push(`${where}: x ${badTime}`);
+        return;
+      }
       if (p.y !== null && (typeof p.y !== "number" || !Number.isFinite(p.y))) {
         rejected.push(`${where}: y ${JSON.stringify(p.y)} is not a number`);
         return;
@@ -238,6 +247,12 @@ function entryPoints(
   const fromMap = mode(lengths);
   const length = fromMap ?? fromSpacing ?? FRAME_LENGTH[text(entry.timeFrame) ?? ""];
   return { points, length };
+}
+
+/** Why the end the portal gives for a point is not a sane time, or undefined. */
+function pointEnd(start: number | undefined, end: number | undefined, wall: number, now: number): string | undefined {
+  if (start === undefined || end === undefined || end <= start) return undefined;
+  return checkTime(wall + (end - start), now);
 }
 
 /** Wall times → instants in one zone, remembered: the series of an answer (USAGE, COST, NET's channels) share them. */
@@ -309,6 +324,7 @@ const clean = (v: number): number => Math.round(v * 1e9) / 1e9;
 /** Decodes one poll answer; see the module comment. Never throws on a bad answer: it says what it could not use. */
 export function decodePoll(answer: unknown, opts: DecodeOptions): DecodeResult {
   const zone = wallZone(zoneOf(opts.timezone ?? SMARTHUB_TIMEZONE));
+  const now = opts.now ?? Date.now();
   const out: DecodeResult = { status: "", intervals: [], rejected: [], notes: [], meters: [], hasCost: false };
   if (!isObject(answer)) {
     out.rejected.push("the answer is not a JSON object");
@@ -344,7 +360,7 @@ export function decodePoll(answer: unknown, opts: DecodeOptions): DecodeResult {
     const label = usage.length > 1 ? `USAGE entry ${ei}` : "USAGE";
     const entryMeters = metersOf(entry);
     for (const [k, m] of entryMeters) meters.set(k, m);
-    const read = entryPoints(entry, label, entryMeters, out.rejected, out.notes);
+    const read = entryPoints(entry, label, entryMeters, out.rejected, out.notes, now);
     if (read.points.length === 0) return;
     if (read.length === undefined) {
       out.rejected.push(`${label}: one point and no timeFrame, so the length of an interval is unknown`);
@@ -359,6 +375,14 @@ export function decodePoll(answer: unknown, opts: DecodeOptions): DecodeResult {
         continue;
       }
       if (placed.folded && (p.y === null || p.y === 0)) continue;
+      const badKwh =
+        p.y === null
+          ? undefined
+          : checkValue("interval_energy_kwh_per_hour", p.y, (placed.end - placed.start) / HOUR_MS);
+      if (badKwh) {
+        out.rejected.push(`${p.where}: y ${badKwh}`);
+        continue;
+      }
       if (p.flow === "FORWARD" && p.y !== null && p.y < 0) {
         out.rejected.push(`${p.where}: negative usage ${p.y} on a FORWARD meter`);
         continue;
@@ -407,7 +431,7 @@ export function decodePoll(answer: unknown, opts: DecodeOptions): DecodeResult {
     // A COST entry may list no meters of its own: its series are those of USAGE.
     const own = metersOf(entry);
     const known = own.size > 0 ? own : meters;
-    const read = entryPoints(entry, label, known, out.rejected, out.notes);
+    const read = entryPoints(entry, label, known, out.rejected, out.notes, now);
     const pointLength = read.length ?? length;
     if (read.points.length === 0) return;
     if (pointLength === undefined) {
@@ -422,6 +446,11 @@ export function decodePoll(answer: unknown, opts: DecodeOptions): DecodeResult {
         continue;
       }
       if (p.y === null || (placed.folded && p.y === 0)) continue;
+      const badCost = checkValue("interval_cost_per_hour", p.y, (placed.end - placed.start) / HOUR_MS);
+      if (badCost) {
+        out.rejected.push(`${p.where}: y ${badCost}`);
+        continue;
+      }
       const imp = byKey.get(keyOf(placed.start, "import"));
       const exp = byKey.get(keyOf(placed.start, "export"));
       // The cost goes with the energy it is for: a NET point that exported carries its credit on the export side.

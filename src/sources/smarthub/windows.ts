@@ -105,7 +105,8 @@ export async function importWindow(
     window: w,
     intervals: intervals.length,
     revisions: r.revisions,
-    rejected: decoded.rejected,
+    // Points the decoder took but the archive's value check (src/model/plausible.ts) did not count as rejected too.
+    rejected: [...decoded.rejected, ...r.rejected],
     notes: decoded.notes,
     meters: decoded.meters,
     hasCost: decoded.hasCost,

@@ -83,7 +83,8 @@ export async function importFile(
     intervals: r.intervals,
     revisions: r.revisions,
     changed: r.changed,
-    errors: parsed.errors,
+    // Rows the shared value check (src/model/plausible.ts) kept out of the archive count as rejected too.
+    errors: [...parsed.errors, ...r.rejected.map((reason) => ({ file: path, line: 0, reason }))],
     warnings: parsed.warnings,
   };
 }

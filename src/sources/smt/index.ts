@@ -202,9 +202,11 @@ export class SmtSource implements Source {
     report.emails++;
     report.intervals += r.intervals;
     report.revisions += r.revisions;
-    report.rejectedRows += errors.length;
+    // Rows the shared value check (src/model/plausible.ts) kept out of the archive count as rejected too.
+    const rejected = errors.length + r.rejected.length;
+    report.rejectedRows += rejected;
     this.log.info(
-      `${label}: ${r.intervals} intervals, ${r.revisions} new revision(s)${errors.length ? `, ${errors.length} row(s) rejected` : ""}`,
+      `${label}: ${r.intervals} intervals, ${r.revisions} new revision(s)${rejected ? `, ${rejected} row(s) rejected` : ""}`,
     );
   }
 
