@@ -3,7 +3,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { dsmr5Telegram, fluviusTelegram, simulate } from "../src/sources/dsmr/build.js";
+import { dsmr5Telegram, encryptTelegram, fluviusTelegram, simulate } from "../src/sources/dsmr/build.js";
 
 const ROOT = join(import.meta.dirname, "..");
 const cli = (args: string[], input?: Buffer) =>
@@ -50,5 +50,51 @@ describe("meter2mqtt decode --format dsmr", () => {
     const r = cli(["decode", "--format", "xml", "-"], Buffer.alloc(0));
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/--format xml is not supported; expected one of: dsmr/);
+  });
+
+  it("reads encrypted P1 with --key and --aad, as bytes or as spaced hex text, and says what is missing", () => {
+    const key = "00112233445566778899aabbccddeeff";
+    const aad = "0f0e0d0c0b0a09080706050403020100";
+    const title = Buffer.from("SAG\x01\x02\x03\x04\x05", "latin1");
+    const frames = states.map((s, i) =>
+      encryptTelegram(dsmr5Telegram(s), {
+        key: Buffer.from(key, "hex"),
+        aad: Buffer.from(aad, "hex"),
+        systemTitle: title,
+        counter: 7 + i,
+      }),
+    );
+    const bytes = Buffer.concat(frames);
+    const hexText = Buffer.from(
+      frames
+        .map((f) =>
+          f
+            .toString("hex")
+            .replace(/(..)/g, "$1 ")
+            .replace(/(.{48})/g, "$1\n"),
+        )
+        .join("\n"),
+    );
+    for (const input of [bytes, hexText]) {
+      const r = cli(["decode", "--format", "dsmr", "--key", key.toUpperCase(), "--aad", aad, "-"], input);
+      expect(r.status).toBe(0);
+      const lines = r.stdout
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l) as { time: string; meter: { crc: string } });
+      expect(lines.map((l) => l.time)).toEqual(states.map((s) => new Date(s.time).toISOString()));
+      expect(lines[0]!.meter.crc).toBe("encrypted");
+    }
+    const noKey = cli(["decode", "--format", "dsmr", "-"], bytes);
+    expect(noKey.stdout).toBe("");
+    expect(noKey.stderr.trim().split("\n")).toEqual(
+      frames.map(
+        (f) =>
+          `rejected encrypted telegram (${f.length} bytes): no key given: add --key (and --aad when you have an authentication key)`,
+      ),
+    );
+    const badKey = cli(["decode", "--format", "dsmr", "--key", "abc", "-"], bytes);
+    expect(badKey.status).toBe(2);
+    expect(badKey.stderr).toBe("decode: --key expects 32 hex digits (the 16-byte key from your grid operator)\n");
   });
 });

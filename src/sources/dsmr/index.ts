@@ -24,7 +24,7 @@ export interface DsmrSourceOptions {
 }
 
 /** A meter without CRC is known by its header once the same one came this many times in a row. */
-const STABLE_AFTER = 3;
+const STABLE_AFTER = 2;
 
 /**
  * A P1 port: transport → framer → decoder → readings on the bus. It never exits the process and never
