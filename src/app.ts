@@ -108,15 +108,23 @@ export class App {
       this.loads.start(this.bus);
     }
 
-    this.connectMqtt();
+    const connected = this.connectMqtt();
 
+    // A live meter cannot be paused, so it is read at once; a capture replay (file:) can, and waits for the
+    // broker (at most its connect timeout) so that what it replays is published rather than only archived.
+    const replays: Source[] = [];
     for (const m of cfg.meters) {
       const source = await createSource(m, this.bus, { clock: this.clock, intervals: this.intervals });
       // Stopped while a source's code was loading: it is not started after "stopped".
       if (this.stopping) return;
       this.sources.push(source);
-      source.start();
+      if ("port" in m && typeof m.port === "string" && m.port.startsWith("file:")) replays.push(source);
+      else source.start();
     }
+    if (replays.length === 0) return;
+    await connected;
+    if (this.stopping) return;
+    for (const source of replays) source.start();
   }
 
   /** HA long-term statistics of the interval meters' hourly energy, from the archive. */
@@ -178,7 +186,7 @@ export class App {
    * background while the meters are read and archived. A broker that refuses our credentials is a configuration
    * error and stops the bridge (see `failed`).
    */
-  private connectMqtt(): void {
+  private connectMqtt(): Promise<void> {
     const cfg = this.config;
     const mqtt = new MqttOutput(cfg.mqtt, cfg.meters, {
       clock: this.clock,
@@ -191,7 +199,12 @@ export class App {
     this.bus.subscribe("mqtt", "status", (s) => mqtt.onStatus(s));
     this.bus.subscribe("mqtt", "meterInfo", (i) => mqtt.onMeterInfo(i));
     this.loads?.attach(mqtt);
-    mqtt.start().then(
+    let timer: NodeJS.Timeout | undefined;
+    const waited = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, this.opts.mqttConnectTimeoutMs ?? 10_000);
+      timer.unref();
+    });
+    const started = mqtt.start().then(
       () => {
         if (!this.stopping)
           this.log.info(`MQTT: connected to ${describeUrl(cfg.mqtt.url)}, base topic ${cfg.mqtt.base_topic}`);
@@ -200,6 +213,8 @@ export class App {
         if (!this.stopping) this.failWith?.(new MqttRefused(`${err.message} (check mqtt.username and mqtt.password)`));
       },
     );
+    // Resolves once connected, refused or past the connect timeout, whichever comes first.
+    return Promise.race([started, waited]).finally(() => clearTimeout(timer));
   }
 
   stop(): Promise<void> {
