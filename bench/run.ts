@@ -16,6 +16,7 @@ import { TelegramFramer } from "../src/sources/dsmr/framer.js";
 import { collect, startMosquitto } from "../test/helpers/mosquitto.js";
 import { startPtyPair } from "../test/helpers/pty.js";
 import { benchArchive } from "./archive.js";
+import { benchEncrypted } from "./dsmr-encrypted.js";
 import { benchRaven } from "./raven.js";
 import { benchSmarthub } from "./smarthub.js";
 import { benchSmt } from "./smt.js";
@@ -152,6 +153,8 @@ async function main(): Promise<void> {
       "Fluvius e-MUCS",
       states.map((s) => fluviusTelegram(s)),
     );
+  if (!process.env.BENCH_ONLY || process.env.BENCH_ONLY === "decode")
+    for (const [k, v] of Object.entries(benchEncrypted())) print(k, v);
   if (process.env.BENCH_ONLY !== "decode") await latency(1000);
   if (process.env.BENCH_ONLY === "latency") return;
   for (const [k, v] of Object.entries(await benchRaven())) print(`raven ${k}`, String(v));
