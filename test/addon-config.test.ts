@@ -31,6 +31,7 @@ import {
 } from "../src/addon/index.js";
 import { parseConfig } from "../src/config/load.js";
 import { ConfigSchema } from "../src/config/schema.js";
+import { backupExcluded } from "./helpers/supervisor.js";
 
 const run = promisify(execFile);
 const ROOT = join(import.meta.dirname, "..");
@@ -165,24 +166,7 @@ function elementProblems(node: SchemaNode, path: string, depth: number): string[
 const schemaProblems = (root: Record<string, SchemaNode>): string[] =>
   Object.entries(root).flatMap(([k, v]) => elementProblems(v, k, 0));
 
-/**
- * Python's PurePosixPath(path).match(pattern) for a relative pattern: its components, each an fnmatch pattern
- * (`*`, `?`), against the path's last components.
- */
-function pathMatch(path: string, pattern: string): boolean {
-  const parts = path.split("/").filter(Boolean);
-  const pats = pattern.split("/").filter(Boolean);
-  if (pattern.startsWith("/") ? pats.length !== parts.length : pats.length > parts.length) return false;
-  const tail = parts.slice(parts.length - pats.length);
-  const fn = (p: string) =>
-    new RegExp(
-      `^${p
-        .replace(/[.+^${}()|\\]/g, "\\$&")
-        .replace(/\*/g, ".*")
-        .replace(/\?/g, ".")}$`,
-    );
-  return pats.every((p, i) => fn(p).test(tail[i]!));
-}
+const pathMatch = (path: string, pattern: string): boolean => backupExcluded(path, [pattern]);
 
 /** AddonOptions._validate_element / _single_validate / _check_missing_options, without the hardware lookup. */
 function optionProblems(typ: SchemaNode, value: unknown, key: string): string[] {

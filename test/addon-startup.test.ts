@@ -5,7 +5,6 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
@@ -17,6 +16,13 @@ import { dsmr5Telegram, simulate } from "../src/sources/dsmr/build.js";
 import { createLogger, setLogSink } from "../src/util/log.js";
 import { type Collector, collect, freePort, type Mosquitto, startMosquitto, until } from "./helpers/mosquitto.js";
 import { type PtyPair, startPtyPair } from "./helpers/pty.js";
+import {
+  type Answer,
+  mqttOk as mqttOkFor,
+  NOT_ENABLED,
+  type StandInSupervisor,
+  startSupervisor as startStandIn,
+} from "./helpers/supervisor.js";
 
 const ROOT = join(import.meta.dirname, "..");
 const TOKEN = "4f1c0de2b7a94e1f8d3c6b5a29e87f10";
@@ -26,53 +32,9 @@ const DEFAULTS = (
   parseYaml(readFileSync(join(ROOT, "addon/config.yaml"), "utf8")) as { options: Record<string, unknown> }
 ).options;
 
-type Answer = { status: number; body: unknown };
-interface StandIn {
-  url: string;
-  requests: { method: string; path: string; headers: IncomingHttpHeaders }[];
-  /** Answers for the next requests, in order; the last one repeats. */
-  answers: Answer[];
-  close(): Promise<void>;
-}
-
-const mqttOk = (port: number): Answer => ({
-  status: 200,
-  body: {
-    result: "ok",
-    data: {
-      host: "127.0.0.1",
-      port,
-      ssl: false,
-      protocol: "3.1.1",
-      username: "addons",
-      password: MQTT_PASSWORD,
-      addon: "core_mosquitto",
-    },
-  },
-});
-const NOT_ENABLED: Answer = { status: 400, body: { result: "error", message: "Service not enabled" } };
-
-/** The Supervisor's API as far as the add-on uses it: the bearer token is checked as the real one does. */
-async function startSupervisor(): Promise<StandIn> {
-  const stand: Omit<StandIn, "url" | "close"> = { requests: [], answers: [] };
-  const server: Server = createServer((req, res) => {
-    stand.requests.push({ method: req.method ?? "", path: req.url ?? "", headers: req.headers });
-    const reply = (a: Answer) =>
-      res.writeHead(a.status, { "content-type": "application/json" }).end(JSON.stringify(a.body));
-    if (req.headers.authorization !== `Bearer ${TOKEN}`)
-      return reply({ status: 401, body: { result: "error", message: "Invalid token" } });
-    if (req.method !== "GET" || req.url !== "/services/mqtt")
-      return reply({ status: 404, body: { result: "error", message: "Not found" } });
-    const answer = stand.answers.length > 1 ? stand.answers.shift()! : stand.answers[0]!;
-    reply(answer);
-  });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  const { port } = server.address() as { port: number };
-  return Object.assign(stand, {
-    url: `http://127.0.0.1:${port}`,
-    close: () => new Promise<void>((r) => server.close(() => r())),
-  });
-}
+type StandIn = StandInSupervisor;
+const mqttOk = (port: number): Answer => mqttOkFor(port, MQTT_PASSWORD);
+const startSupervisor = () => startStandIn(TOKEN);
 
 describe("add-on start-up (in process)", () => {
   let dir: string;

@@ -30,7 +30,7 @@ export const BACKUP_EXCLUDE = [
   `${ARCHIVE_FILE}-wal`,
   `${ARCHIVE_FILE}-shm`,
   `${ARCHIVE_FILE}-journal`,
-  PARTIAL,
+  `${PARTIAL}*`,
 ] as const;
 
 /**
@@ -63,7 +63,7 @@ export async function backupPre(
   const started = Date.now();
   await sleep(opts.settleMs ?? SETTLE_MS);
   const partial = join(dataDir, PARTIAL);
-  rmSync(partial, { force: true });
+  for (const suffix of ["", "-wal", "-shm", "-journal"]) rmSync(`${partial}${suffix}`, { force: true });
   const db = new Database(live, { fileMustExist: true });
   let pages = 0;
   try {
@@ -75,13 +75,17 @@ export async function backupPre(
   } finally {
     db.close();
   }
-  const check = new Database(partial, { readonly: true, fileMustExist: true });
+  // The copy comes out in WAL mode like its source; as a rollback-journal file it is one file, with no -wal or
+  // -shm beside it for the backup to take (the bridge turns WAL on again when it opens it after a restore).
+  const check = new Database(partial, { fileMustExist: true });
   try {
+    check.pragma("journal_mode = DELETE");
     const ok = check.pragma("quick_check", { simple: true });
     if (ok !== "ok") throw new Error(`the copy of the archive failed its check: ${String(ok)}`);
   } finally {
     check.close();
   }
+  for (const suffix of ["-wal", "-shm", "-journal"]) rmSync(`${partial}${suffix}`, { force: true });
   renameSync(partial, join(dataDir, BACKUP_COPY));
   const bytes = statSync(join(dataDir, BACKUP_COPY)).size;
   const ms = Date.now() - started;
@@ -92,7 +96,7 @@ export async function backupPre(
 /** `backup_post`: the copy is in the backup now; the live archive is the one that counts again. */
 export function backupPost(dataDir: string, log: Logger = createLogger("backup")): void {
   rmSync(join(dataDir, BACKUP_COPY), { force: true });
-  rmSync(join(dataDir, PARTIAL), { force: true });
+  for (const suffix of ["", "-wal", "-shm", "-journal"]) rmSync(join(dataDir, `${PARTIAL}${suffix}`), { force: true });
   log.info("backup: copy of the archive removed");
 }
 
@@ -103,7 +107,7 @@ export function backupPost(dataDir: string, log: Logger = createLogger("backup")
  */
 export function restoreArchiveCopy(dataDir: string): "restored" | "discarded" | "none" {
   const copy = join(dataDir, BACKUP_COPY);
-  rmSync(join(dataDir, PARTIAL), { force: true });
+  for (const suffix of ["", "-wal", "-shm", "-journal"]) rmSync(join(dataDir, `${PARTIAL}${suffix}`), { force: true });
   if (!existsSync(copy)) return "none";
   const live = join(dataDir, ARCHIVE_FILE);
   if (existsSync(live)) {
