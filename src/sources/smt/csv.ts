@@ -128,7 +128,11 @@ export class SmtCsvReader {
   /** Per day (UTC ms of its date): the zone's offset in minutes when constant all day, null on a clock change. */
   private readonly dayOffsets = new Map<number, number | null>();
 
-  constructor(private readonly opts: SmtParseOptions) {
+  /** collect: keep the intervals in `result.intervals` (parseSmtCsv); a stream hands each on instead. */
+  constructor(
+    private readonly opts: SmtParseOptions,
+    private readonly collect = true,
+  ) {
     this.timezone = opts.timezone ?? SMT_TIMEZONE;
     this.zone = zoneOf(this.timezone);
   }
@@ -251,7 +255,7 @@ export class SmtCsvReader {
     };
     const revision = this.revision(revisionCell);
     if (revision !== undefined) interval.revision = revision;
-    this.result.intervals.push(interval);
+    if (this.collect) this.result.intervals.push(interval);
     return interval;
   }
 
@@ -310,12 +314,15 @@ export function parseSmtCsv(text: string | Buffer, opts: SmtParseOptions): SmtPa
   return reader.finish();
 }
 
-/** The same over a stream (the decode CLI reads stdin); yields each interval or row error as it comes. */
+/**
+ * The same over a stream (the decode CLI reads stdin, `import` a file); yields each interval or row error as it comes
+ * and keeps none, so a file of any size is read in bounded memory.
+ */
 export async function* streamSmtCsv(
   input: AsyncIterable<Buffer | string>,
   opts: SmtParseOptions,
 ): AsyncIterable<{ interval: SmtInterval } | { error: RowError } | { warning: string }> {
-  const reader = new SmtCsvReader(opts);
+  const reader = new SmtCsvReader(opts, false);
   const parser = parse(CSV_OPTIONS);
   const feed = (async () => {
     try {

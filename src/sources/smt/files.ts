@@ -2,10 +2,14 @@
  * CSVs downloaded from the Smart Meter Texas portal (or saved from the emails): read from files and folders, for
  * `meter2mqtt import` and the watched folder.
  */
-import { readdir, readFile, stat } from "node:fs/promises";
+import { createReadStream } from "node:fs";
+import { readdir, stat } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import type { IntervalPipeline } from "../../intervals/pipeline.js";
-import { parseSmtCsv, type RowError } from "./csv.js";
+import { type RowError, type SmtInterval, streamSmtCsv } from "./csv.js";
+
+/** Intervals handed to the archive at a time: a year of one meter's two channels is one chunk. */
+export const IMPORT_CHUNK = 100_000;
 
 export interface FileTarget {
   meterId: string;
@@ -52,39 +56,54 @@ export async function csvFiles(paths: readonly string[]): Promise<string[]> {
 
 /**
  * Reads one CSV and hands its intervals to the pipeline. Rejected rows are reported, the others imported.
- * The revision order is the CSV's REVISION_DATE, then the file's modification time.
+ * The revision order is the CSV's REVISION_DATE, then the file's modification time. The file is streamed and stored
+ * IMPORT_CHUNK intervals at a time; only the last chunk records the file as imported, so a file cut short by a crash
+ * is read again whole (storing an interval twice changes nothing).
  */
 export async function importFile(
   pipeline: IntervalPipeline,
   target: FileTarget,
   path: string,
-  opts: { skipImported?: boolean } = {},
+  opts: { skipImported?: boolean; chunk?: number } = {},
 ): Promise<FileReport> {
   const s = await stat(path);
   const origin = fileOrigin(path, s.mtimeMs);
   if (opts.skipImported && (await pipeline.imported(target.meterId, origin)))
     return { file: path, intervals: 0, revisions: 0, changed: 0, errors: [], warnings: [], skipped: true };
-  const parsed = parseSmtCsv(await readFile(path), {
+  const report: FileReport = { file: path, intervals: 0, revisions: 0, changed: 0, errors: [], warnings: [] };
+  const store = async (intervals: SmtInterval[], last: boolean): Promise<void> => {
+    const r = await pipeline.ingest({
+      meterId: target.meterId,
+      timezone: target.timezone,
+      intervals,
+      receivedAt: Math.trunc(s.mtimeMs),
+      origin: last ? origin : undefined,
+      errors: last ? report.errors.length : 0,
+    });
+    report.intervals += r.intervals;
+    report.revisions += r.revisions;
+    report.changed += r.changed;
+    // Rows the shared value check (src/model/plausible.ts) kept out of the archive count as rejected too.
+    for (const reason of r.rejected) report.errors.push({ file: path, line: 0, reason });
+  };
+  const size = opts.chunk ?? IMPORT_CHUNK;
+  let chunk: SmtInterval[] = [];
+  const rows = streamSmtCsv(createReadStream(path), {
     file: path,
     meterId: target.meterId,
     timezone: target.timezone,
     esiid: target.esiid,
   });
-  const r = await pipeline.ingest({
-    meterId: target.meterId,
-    timezone: target.timezone,
-    intervals: parsed.intervals,
-    receivedAt: Math.trunc(s.mtimeMs),
-    origin,
-    errors: parsed.errors.length,
-  });
-  return {
-    file: path,
-    intervals: r.intervals,
-    revisions: r.revisions,
-    changed: r.changed,
-    // Rows the shared value check (src/model/plausible.ts) kept out of the archive count as rejected too.
-    errors: [...parsed.errors, ...r.rejected.map((reason) => ({ file: path, line: 0, reason }))],
-    warnings: parsed.warnings,
-  };
+  for await (const item of rows) {
+    if ("interval" in item) {
+      chunk.push(item.interval);
+      if (chunk.length >= size) {
+        await store(chunk, false);
+        chunk = [];
+      }
+    } else if ("error" in item) report.errors.push(item.error);
+    else report.warnings.push(item.warning);
+  }
+  await store(chunk, true);
+  return report;
 }
