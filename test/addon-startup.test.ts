@@ -235,6 +235,68 @@ describe("add-on start-up (in process)", () => {
     );
   });
 
+  it("merges meter2mqtt.yaml from the app's config folder, and keeps its secrets and the encrypted P1 keys out of the log", async () => {
+    const configDir = mkdtempSync(join(tmpdir(), "m2m-addon-config-"));
+    const key = "0f1e2d3c4b5a69788796a5b4c3d2e1f0";
+    const aad = "3000112233445566778899aabbccddee";
+    const influxPassword = "yaml-pw-Kq8";
+    try {
+      writeFileSync(
+        join(configDir, "meter2mqtt.yaml"),
+        [
+          "meters:",
+          "  - id: home",
+          `    aad: ${aad}`,
+          "influx:",
+          "  url: http://127.0.0.1:8086",
+          "  version: 1",
+          "  database: energy",
+          "  username: writer",
+          `  password: ${influxPassword}`,
+        ].join("\n"),
+      );
+      const { config } = await load(withMeter({ port: "/dev/ttyUSB0", key: key.toUpperCase() }), {
+        METER2MQTT_CONFIG_DIR: configDir,
+      });
+      expect(config.meters[0]).toMatchObject({ id: "home", port: "/dev/ttyUSB0", key, aad });
+      expect(config.influx).toMatchObject({ version: 1, database: "energy", username: "writer" });
+      const text = lines.join("\n");
+      expect(text).toMatch(/options from .*options\.json, merged with .*meter2mqtt\.yaml/);
+      log.info(`lines that happen to hold ${key} ${key.toUpperCase()} ${aad} ${influxPassword}`);
+      for (const secret of [key, key.toUpperCase(), aad, influxPassword])
+        expect(lines.join("\n"), secret).not.toContain(secret);
+
+      // A key the app refuses is named by file and key path, and not echoed.
+      writeFileSync(join(configDir, "meter2mqtt.yaml"), "meters:\n  - id: home\n    key: not-a-key-123\n");
+      const err = await load(withMeter({ port: "/dev/ttyUSB0" }), { METER2MQTT_CONFIG_DIR: configDir }).catch(
+        (e: unknown) => e as ConfigError,
+      );
+      expect(err.issues).toEqual([
+        `${join(configDir, "meter2mqtt.yaml")}: meters[0].key: expected the 32-hex-digit key your grid operator gave you`,
+      ]);
+    } finally {
+      rmSync(configDir, { recursive: true, force: true });
+    }
+  });
+
+  it("puts the backup's copy of the archive in place after a restore, and drops one left beside a live archive", async () => {
+    const copy = join(dir, "meter2mqtt.backup.sqlite");
+    const live = join(dir, "meter2mqtt.sqlite");
+    rmSync(live, { force: true });
+    writeFileSync(copy, "restored archive");
+    await load(withMeter({ port: "/dev/ttyUSB0" }));
+    expect(readFileSync(live, "utf8")).toBe("restored archive");
+    expect(existsSync(copy)).toBe(false);
+    expect(lines.join("\n")).toContain("archive: restored from the backup's consistent copy");
+
+    writeFileSync(copy, "stale copy");
+    await load(withMeter({ port: "/dev/ttyUSB0" }));
+    expect(readFileSync(live, "utf8")).toBe("restored archive");
+    expect(existsSync(copy)).toBe(false);
+    expect(lines.join("\n")).toContain("archive: removed a copy left over from an unfinished backup");
+    rmSync(live);
+  });
+
   it("names the add-on's own options in errors: port or tcp, a bad dongle address, tcp where the type takes none", async () => {
     await expect(load(withMeter({}))).rejects.toThrow(/meters\[0\]\.port: missing; pick the serial device/);
     await expect(load(withMeter({ port: "/dev/ttyUSB0", tcp: "10.0.0.2:23" }))).rejects.toThrow(
