@@ -76,6 +76,8 @@ export const ArchiveSchema = z.strictObject({
   path: z.string().default("./data/meter2mqtt.sqlite"),
   /** Keep a reading per meter at most every this many seconds (0 keeps every one). */
   interval: seconds.default(60),
+  /** Days of raw readings kept (older ones deleted, hourly energy and reports kept forever); unset keeps all. */
+  retention: z.number().int().min(1).optional(),
 });
 
 export const HomeAssistantSchema = z.strictObject({
