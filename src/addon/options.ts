@@ -329,34 +329,39 @@ function mqttOf(options: Obj, ctx: AddonContext, issues: string[], decisions: st
   return { ...rest, url, ...login };
 }
 
-/** A list option's items without blank fields; an empty list is left out (the app's default is the same). */
+/**
+ * A list option's items without blank fields; undefined for an empty list (the app's default is the same) and for
+ * something that is not a list, which stays in the config as it is for the app's schema to refuse by name.
+ */
 function items(options: Obj, key: string): unknown[] | undefined {
   const v = options[key];
-  if (!Array.isArray(v)) return present(v) ? (v as unknown[]) : undefined;
-  return v.length === 0 ? undefined : v.map((x) => (isObject(x) ? withoutBlanks(x) : x));
+  if (!Array.isArray(v) || v.length === 0) return undefined;
+  return v.map((x) => (isObject(x) ? withoutBlanks(x) : x));
 }
+
+/** True when the option is there but not a list: left to the app's schema. */
+const notAList = (options: Obj, key: string): boolean => present(options[key]) && !Array.isArray(options[key]);
 
 /** Loads (their `command_*` fields folded into `command`) and the peak guard's limits. */
 function loadsOf(options: Obj, config: Obj, decisions: string[], renamed: Obj): void {
   const loads = items(options, "loads");
-  if (loads === undefined) delete config.loads;
-  else {
+  if (loads !== undefined) {
     config.loads = loads.map((l, i) => (isObject(l) ? folded(l, "loads", undefined, `loads[${i}]`, renamed) : l));
     const names = loads.map((l) => (isObject(l) ? String(l.id) : "?"));
     decisions.push(`load advisor: ${names.length} load(s) ${names.join(", ")}`);
-  }
+  } else if (!notAList(options, "loads")) delete config.loads;
   const guard = items(options, "peak_guard");
-  if (guard === undefined) delete config.peak_guard;
-  else {
+  if (guard !== undefined) {
     config.peak_guard = guard;
     const meters = guard.map((g) => (isObject(g) ? `${String(g.meter)} ≤ ${String(g.limit_w ?? 2500)} W` : "?"));
     decisions.push(`peak guard: ${meters.join(", ")}`);
-  }
+  } else if (!notAList(options, "peak_guard")) delete config.peak_guard;
 }
 
 /** The form's flat-price tariffs (a list) as the app's map of tariffs by name; `meters` "home, garage" as a list. */
 function tariffsOf(options: Obj, config: Obj, issues: string[], decisions: string[], renamed: Obj): void {
   const list = items(options, "tariffs");
+  if (notAList(options, "tariffs")) return;
   if (list === undefined) {
     delete config.tariffs;
     return;
