@@ -76,7 +76,10 @@ export class App {
       `meter2mqtt ${VERSION} starting with ${cfg.meters.length} meter(s): ${cfg.meters.map((m) => `${m.id} (${m.type})`).join(", ")}`,
     );
     if (cfg.archive.enabled) {
-      const archive = new Archive(cfg.archive, { clock: this.clock });
+      const archive = new Archive(cfg.archive, {
+        clock: this.clock,
+        diagnostics: { bus: this.bus, meterIds: cfg.meters.map((m) => m.id) },
+      });
       await archive.start();
       if (this.stopping) {
         await archive.stop();

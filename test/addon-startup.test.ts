@@ -268,10 +268,12 @@ describe("add-on start-up (in process)", () => {
 
       // A key the app refuses is named by file and key path, and not echoed.
       writeFileSync(join(configDir, "meter2mqtt.yaml"), "meters:\n  - id: home\n    key: not-a-key-123\n");
-      const err = await load(withMeter({ port: "/dev/ttyUSB0" }), { METER2MQTT_CONFIG_DIR: configDir }).catch(
+      const err = await load(withMeter({ port: "/dev/ttyUSB0" }), { METER2MQTT_CONFIG_DIR: configDir }).then(
+        () => undefined,
         (e: unknown) => e as ConfigError,
       );
-      expect(err.issues).toEqual([
+      expect(err).toBeInstanceOf(ConfigError);
+      expect(err!.issues).toEqual([
         `${join(configDir, "meter2mqtt.yaml")}: meters[0].key: expected the 32-hex-digit key your grid operator gave you`,
       ]);
     } finally {
