@@ -35,10 +35,14 @@ const STOP_WAIT_MS = 1500;
 /**
  * Home Assistant announces `online` once when it starts; anyone else may publish it a thousand times. The first
  * `online` after a quiet spell is answered after this pause (a burst is answered once), and the discovery is not
- * sent again sooner than HA_RESEND_GAP_MS after the previous re-send, however many arrive.
+ * sent again sooner than the gap after the previous re-send, however many arrive. The gap doubles with each re-send
+ * while announcements keep coming (a flood costs one re-send in five minutes) and is back to its start once they
+ * have been quiet for HA_QUIET_MS, as between two real restarts of Home Assistant.
  */
 const HA_STATUS_DEBOUNCE_MS = 1000;
 const HA_RESEND_GAP_MS = 5000;
+const HA_RESEND_GAP_MAX_MS = 300_000;
+const HA_QUIET_MS = 60_000;
 /** Inbound messages on the topics this bridge subscribes to are commands and states of a few bytes. */
 export const MAX_INBOUND_BYTES = 4096;
 /**
@@ -107,6 +111,8 @@ export class MqttOutput {
     oversized: 0,
     /** Connections given up because the broker stopped answering. */
     stalls: 0,
+    /** Every message handed to the client: states, discovery, availability, the load advisor's. */
+    messages: 0,
   };
 
   private readonly clock: Clock;
@@ -141,6 +147,8 @@ export class MqttOutput {
   /** A re-send for Home Assistant's `online` waiting for its burst to end, and when the last one went out. */
   private haTimer?: NodeJS.Timeout;
   private haResentAt = Number.NEGATIVE_INFINITY;
+  private haGap = HA_RESEND_GAP_MS;
+  private haLastOnline = Number.NEGATIVE_INFINITY;
   /** Stall watchdog: real time, whatever clock the meters run on. */
   private watchdog?: NodeJS.Timeout;
   private lastInbound = 0;
@@ -317,6 +325,11 @@ export class MqttOutput {
 
   // ── For features beside the meters (the load advisor): entities, states and commands of their own ──────────
 
+  /** Connected to the broker right now. */
+  get connected(): boolean {
+    return this.client?.connected === true;
+  }
+
   /** The `origin` every discovery payload of this bridge carries. */
   get discoveryOrigin(): DiscoveryOrigin {
     return this.origin;
@@ -407,7 +420,10 @@ export class MqttOutput {
       );
     const ended = offline === "ok" && (await settle(client.endAsync(), deadline - Date.now())) === "ok";
     if (!ended) client.end(true);
-    this.log.info(`disconnected from ${this.where}`);
+    const st = this.stats;
+    this.log.info(
+      `disconnected from ${this.where}: ${st.messages} message(s) published this run (${st.published} meter state(s), ${st.discoveryPublished} discovery config(s)), ${st.reconnects} reconnect(s), ${st.stalls} stall(s) noticed, ${st.haOnline} "online" from Home Assistant answered by ${st.haResends} re-send(s)`,
+    );
   }
 
   private onConnect(): void {
@@ -471,11 +487,15 @@ export class MqttOutput {
     // A retained `online` is an old announcement replayed on subscribe; the connect just re-sent everything.
     if (retained || bytes.length !== 6 || bytes.toString() !== "online") return;
     this.stats.haOnline++;
+    const now = Date.now();
+    if (now - this.haLastOnline > HA_QUIET_MS) this.haGap = HA_RESEND_GAP_MS;
+    this.haLastOnline = now;
     if (this.haTimer) return;
-    const at = Math.max(Date.now() + HA_STATUS_DEBOUNCE_MS, this.haResentAt + HA_RESEND_GAP_MS);
+    const at = Math.max(now + HA_STATUS_DEBOUNCE_MS, this.haResentAt + this.haGap);
     this.haTimer = setTimeout(() => {
       this.haTimer = undefined;
       if (this.stopping || !this.client?.connected) return;
+      if (this.haResentAt > Number.NEGATIVE_INFINITY) this.haGap = Math.min(this.haGap * 2, HA_RESEND_GAP_MAX_MS);
       this.haResentAt = Date.now();
       this.stats.haResends++;
       this.log.info("Home Assistant came online: sending discovery and states again");
@@ -634,6 +654,7 @@ export class MqttOutput {
   }
 
   private publish(topic: string, payload: string, qos: 0 | 1, retain = true): void {
+    this.stats.messages++;
     const seq = qos === 1 ? ++this.ackSeq : 0;
     if (qos === 1) this.unacked.set(seq, Date.now());
     this.client?.publish(topic, payload, { qos, retain }, (err) => {
