@@ -226,6 +226,38 @@ describe("the runtime tree (scripts/build-runtime-tree.sh), started as the app i
       expect(existsSync(join(tree, "node_modules", dev)), dev).toBe(false);
   });
 
+  it("is what addon/install.sh, the images' recipe, lays out from a package and starts", async () => {
+    // npm itself needs the registry here; a stand-in `npm` on PATH does what a global install into a prefix does
+    // (the package with its dependencies under PREFIX/lib/node_modules/meter2mqtt) with this tree, and says how
+    // it was called. Everything else is install.sh and smoke-test.sh as the images run them.
+    const bin = join(dir, "fake-npm");
+    mkdirSync(bin);
+    const calls = join(dir, "npm-calls");
+    writeFileSync(
+      join(bin, "npm"),
+      [
+        "#!/bin/sh",
+        `echo "$@" >> "${calls}"`,
+        'while [ $# -gt 0 ]; do [ "$1" = --prefix ] && prefix=$2; shift; done',
+        'mkdir -p "$prefix/lib/node_modules"',
+        `cp -a "${tree}" "$prefix/lib/node_modules/meter2mqtt"`,
+      ].join("\n"),
+      { mode: 0o755 },
+    );
+    const dest = join(dir, "opt", "meter2mqtt");
+    const out = await run("sh", [join(ROOT, "addon/install.sh"), "meter2mqtt@0.1.0", dest], {
+      env: { ...process.env, PATH: `${bin}:${process.env.PATH}` },
+      maxBuffer: 1 << 24,
+    });
+    expect(readFileSync(calls, "utf8").trim()).toMatch(
+      /^install --global --prefix \/\S+ --no-audit --no-fund --loglevel=error meter2mqtt@0\.1\.0$/,
+    );
+    expect(out.stdout).toContain(`meter2mqtt ${pkg.version} starts from ${dest}`);
+    expect(readdirSync(dest).sort()).toEqual(readdirSync(tree).sort());
+    // Usage errors stop before anything is installed.
+    await expect(run("sh", [join(ROOT, "addon/install.sh"), "meter2mqtt"])).rejects.toMatchObject({ code: 2 });
+  }, 60_000);
+
   describe("s6's run script with options.json and meter2mqtt.yaml, a stand-in Supervisor and a real mosquitto", () => {
     const TOKEN = "9a3f0c1de2b74e55a6b8c7d9e0f1a2b3";
     const PASSWORD = "Zoh5ahgh7ooPh3ee";
