@@ -255,6 +255,7 @@ describe("rows", () => {
         first_seen: iso(T0 - 60_000),
         last_seen: iso(T0 + 120_000),
         timezone: null,
+        readings: 3,
       },
       {
         id: "other",
@@ -267,6 +268,7 @@ describe("rows", () => {
         first_seen: iso(T0),
         last_seen: iso(T0),
         timezone: null,
+        readings: 1,
       },
     ]);
     const latest = reader().prepare("SELECT meter_id, time, tariff FROM readings_latest ORDER BY meter_id").all();

@@ -642,6 +642,30 @@ add({
   entityCategory: "diagnostic",
   archive: false,
 });
+// The archive (src/outputs/archive/diagnostics.ts): its file size (the same on every meter) and this meter's rows.
+add({
+  name: "archive_size_mb",
+  label: "Archive size",
+  kind: "count",
+  type: "number",
+  unit: "MB",
+  deviceClass: "data_size",
+  stateClass: "measurement",
+  icon: "mdi:database",
+  precision: 1,
+  entityCategory: "diagnostic",
+  archive: false,
+});
+add({
+  name: "archive_rows",
+  label: "Archive rows",
+  kind: "count",
+  type: "number",
+  stateClass: "measurement",
+  icon: "mdi:database-outline",
+  entityCategory: "diagnostic",
+  archive: false,
+});
 add({
   name: "currency",
   label: "Currency",

@@ -31,6 +31,9 @@ export function openWritable(path: string): Database.Database {
   mkdirSync(dirname(path), { recursive: true });
   const db = new Database(path);
   try {
+    // A new archive hands the pages of deleted readings (archive.retention) back to the file system; an older one
+    // reuses them (SQLite ignores this once tables exist).
+    db.pragma("auto_vacuum = INCREMENTAL");
     // WAL lets readers run while the bridge writes; NORMAL skips the fsync per commit, which on an SD card
     // costs more than the readings are worth (a power cut can lose the last commits, never corrupt the file).
     db.pragma("journal_mode = WAL");

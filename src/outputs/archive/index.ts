@@ -1,11 +1,13 @@
 import { Worker } from "node:worker_threads";
 import type BetterSqlite3 from "better-sqlite3";
+import type { Bus } from "../../bus.js";
 import type { ArchiveConfig } from "../../config/schema.js";
 import { ARCHIVE_COLUMNS } from "../../model/quantities.js";
 import type { MeterInfo, Reading } from "../../model/types.js";
 import { type Clock, systemClock, type Timer } from "../../util/clock.js";
 import { type Logger, rootLogger } from "../../util/log.js";
 import { openReadOnly } from "./db.js";
+import { ArchiveDiagnostics } from "./diagnostics.js";
 import type { ArchiveStore, Batch, Call, FromWorker, MeterRow, WorkerInit } from "./protocol.js";
 
 /** Rows are posted to the worker at least this often… */
@@ -20,6 +22,8 @@ const RETRY_MAX_MS = 60_000;
 const STOP_ATTEMPTS = 3;
 /** A worker that has not exited this long after being asked to is terminated. */
 const CLOSE_TIMEOUT_MS = 30_000;
+/** With archive.retention, old readings are deleted this often (and once at start). */
+const RETENTION_EVERY_MS = 6 * 3_600_000;
 /** Year 9999: later times would not print as the 24-character ISO strings the views slice. */
 const MAX_TIME_MS = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
 
@@ -136,6 +140,7 @@ export class Archive {
   private waiters: { seq: number; resolve: () => void }[] = [];
   private batchTimer: Timer | null = null;
   private retryTimer: Timer | null = null;
+  private retentionTimer: Timer | null = null;
   private retryDelay = RETRY_MIN_MS;
   private worker: Worker | null = null;
   private ready = false;
@@ -149,19 +154,57 @@ export class Archive {
   private readonly calls = new Map<number, PendingCall>();
   private callSeq = 0;
 
+  /** The archive's size and rows as diagnostic sensors of the meters, when given a bus to publish them on. */
+  private readonly diagnostics?: ArchiveDiagnostics;
+
   constructor(
     private readonly cfg: ArchiveConfig,
-    opts: { clock?: Clock; log?: Logger } = {},
+    opts: { clock?: Clock; log?: Logger; diagnostics?: { bus: Bus; meterIds: readonly string[] } } = {},
   ) {
     this.clock = opts.clock ?? systemClock;
     this.log = opts.log ?? rootLogger.child("archive");
     this.intervalMs = Math.max(0, cfg.interval) * 1000;
+    const d = opts.diagnostics;
+    if (d) this.diagnostics = new ArchiveDiagnostics(this, d.bus, d.meterIds, this.log, { clock: this.clock });
   }
 
   start(): Promise<void> {
     if (this.stopping) return Promise.reject(new Error("the archive was stopped"));
-    this.starting ??= this.spawn();
+    if (!this.starting) {
+      this.starting = this.spawn();
+      this.starting.then(
+        () => {
+          this.retain();
+          this.diagnostics?.start();
+        },
+        () => {},
+      );
+    }
     return this.starting;
+  }
+
+  /** The last retention run (tests wait for it). */
+  retained: Promise<number> = Promise.resolve(0);
+
+  /** archive.retention: deletes readings older than that many days, in the worker, now and every few hours. */
+  private retain(): void {
+    const days = this.cfg.retention;
+    if (!days || this.closing) return;
+    this.retained = this.call("retain", days, this.clock.now()).then(
+      (n) => {
+        if (n > 0)
+          this.log.info(`${n} reading(s) older than ${days} days deleted (archive.retention; hourly energy is kept)`);
+        return n;
+      },
+      (err: Error) => {
+        if (!this.closing) this.log.error(`old readings not deleted: ${err.message}`);
+        return 0;
+      },
+    );
+    this.retentionTimer = this.clock.setTimeout(() => {
+      this.retentionTimer = null;
+      this.retain();
+    }, RETENTION_EVERY_MS);
   }
 
   add(reading: Reading): void {
@@ -450,7 +493,12 @@ export class Archive {
   // ── the worker ─────────────────────────────────────────────────────────────────────────────────
 
   private spawn(): Promise<void> {
-    const init: WorkerInit = { path: this.cfg.path, numberColumns: NUMBER_COLUMNS, stringColumns: STRING_COLUMNS };
+    const init: WorkerInit = {
+      path: this.cfg.path,
+      numberColumns: NUMBER_COLUMNS,
+      stringColumns: STRING_COLUMNS,
+      retentionDays: this.cfg.retention,
+    };
     this.spawning = new Promise<void>((resolve, reject) => {
       let worker: Worker;
       try {
@@ -538,6 +586,11 @@ export class Archive {
 
   private async shutdown(): Promise<void> {
     this.closing = true;
+    this.diagnostics?.stop();
+    if (this.retentionTimer) {
+      this.clock.clearTimeout(this.retentionTimer);
+      this.retentionTimer = null;
+    }
     this.seal();
     if (this.retryTimer) {
       this.clock.clearTimeout(this.retryTimer);

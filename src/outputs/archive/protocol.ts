@@ -2,9 +2,10 @@
 
 import type { CalendarStore } from "../../tariffs/calendar.js";
 import type { IntervalStore } from "./intervals.js";
+import type { MaintenanceStore } from "./maintenance.js";
 
-/** What the worker answers calls for: the interval tables and the tariff calendar. */
-export type ArchiveStore = IntervalStore & CalendarStore;
+/** What the worker answers calls for: the interval tables, the tariff calendar, retention and sizes. */
+export type ArchiveStore = IntervalStore & CalendarStore & MaintenanceStore;
 
 export interface MeterRow {
   id: string;
@@ -35,6 +36,8 @@ export interface Batch {
 
 export interface WorkerInit {
   path: string;
+  /** archive.retention: hours older than this many days are not recomputed from their (deleted) readings. */
+  retentionDays?: number;
   numberColumns: string[];
   stringColumns: string[];
 }

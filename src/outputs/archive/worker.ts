@@ -1,9 +1,11 @@
+import { statSync } from "node:fs";
 import { parentPort, workerData } from "node:worker_threads";
 import type Database from "better-sqlite3";
 import { calendarStore } from "../../tariffs/calendar.js";
 import { migrate, missingColumns, openWritable, sqlDir } from "./db.js";
 import { hourKeeper, hourOf } from "./hours.js";
 import { intervalStore } from "./intervals.js";
+import { maintenanceStore } from "./maintenance.js";
 import type { ArchiveStore, Batch, FromWorker, MeterRow, ToWorker, WorkerInit } from "./protocol.js";
 
 /**
@@ -47,6 +49,8 @@ function prepare(db: Database.Database): (batch: Batch) => number {
   const nStr = init.stringColumns.length;
   const params: (string | number | null)[] = new Array(2 + nNum + nStr).fill(null);
   const hours = hourKeeper(db);
+  const count = db.prepare("UPDATE meters SET readings = readings + ? WHERE id = ?");
+  const retentionMs = init.retentionDays ? init.retentionDays * 86_400_000 : undefined;
 
   return db.transaction((b: Batch): number => {
     for (const m of b.meters as MeterRow[]) upsertMeter.run(m);
@@ -54,6 +58,8 @@ function prepare(db: Database.Database): (batch: Batch) => number {
     const span = new Map<string, [number, number]>();
     /** Hours (UTC ms) that gained readings, per meter. */
     const touched = new Map<string, Set<number>>();
+    /** Readings stored, per meter. */
+    const perMeter = new Map<string, number>();
     for (let i = 0; i < b.count; i++) {
       const meterId = b.meterIds[i] as string;
       const t = b.times[i] as number;
@@ -67,6 +73,7 @@ function prepare(db: Database.Database): (batch: Batch) => number {
       const changes = insert.run(params).changes;
       inserted += changes;
       if (changes > 0) {
+        perMeter.set(meterId, (perMeter.get(meterId) ?? 0) + 1);
         const set = touched.get(meterId);
         if (set) set.add(hourOf(t));
         else touched.set(meterId, new Set([hourOf(t)]));
@@ -78,13 +85,17 @@ function prepare(db: Database.Database): (batch: Batch) => number {
         if (t > s[1]) s[1] = t;
       }
     }
+    // Hours whose raw readings retention has deleted keep their energy: a late reading there changes nothing.
+    const kept = retentionMs === undefined ? Number.NEGATIVE_INFINITY : Date.now() - retentionMs;
     for (const [id, set] of touched)
       hours.update(
         id,
-        [...set].sort((a, b) => a - b),
+        [...set].filter((h) => h >= kept).sort((a, b) => a - b),
       );
     for (const [id, [first, last]] of span) {
       seen.run(id, new Date(first).toISOString(), new Date(last).toISOString());
+      const n = perMeter.get(id);
+      if (n) count.run(n, id);
     }
     return inserted;
   });
@@ -101,7 +112,16 @@ try {
     throw new Error(`the readings table lacks the columns ${missing.join(", ")}: add a migration under sql/`);
   }
   write = prepare(db);
-  store = { ...intervalStore(db), ...calendarStore(db) };
+  const path = init.path;
+  const fileSize = (): number => {
+    let bytes = 0;
+    for (const f of [path, `${path}-wal`])
+      try {
+        bytes += statSync(f).size;
+      } catch {}
+    return bytes;
+  };
+  store = { ...intervalStore(db), ...calendarStore(db), ...maintenanceStore(db, fileSize) };
   send({ type: "ready", migrations });
 } catch (err) {
   try {
