@@ -1,6 +1,7 @@
 import { Bus } from "./bus.js";
 import type { Config } from "./config/schema.js";
 import { createDeriver } from "./derived/index.js";
+import { HealthMonitor } from "./health.js";
 import { IntervalPipeline } from "./intervals/pipeline.js";
 import { LoadAdvisorService } from "./loads/index.js";
 import { Archive } from "./outputs/archive/index.js";
@@ -11,8 +12,10 @@ import { createSource } from "./sources/index.js";
 import { calendarMeters, TariffService } from "./tariffs/index.js";
 import { withTariffCost } from "./tariffs/statistics.js";
 import { type Clock, systemClock } from "./util/clock.js";
+import { type ArchiveLock, lockArchive } from "./util/lock.js";
 import { createLogger, type Logger, setLogLevel } from "./util/log.js";
 import { VERSION } from "./version.js";
+import { sendJson, WebServer } from "./web/server.js";
 
 export interface Source {
   readonly id: string;
@@ -47,6 +50,11 @@ export class App {
   /** Cost of live meters and the archive's report calendar (src/tariffs/). */
   tariffs?: TariffService;
   influx?: InfluxOutput;
+  /** One bridge per archive (src/util/lock.ts). */
+  private lock?: ArchiveLock;
+  /** The bridge's own health (src/health.ts), on MQTT and at GET /health. */
+  health?: HealthMonitor;
+  web?: WebServer;
   private readonly log: Logger;
   private readonly clock: Clock;
   private stopping?: Promise<void>;
@@ -76,6 +84,8 @@ export class App {
       `meter2mqtt ${VERSION} starting with ${cfg.meters.length} meter(s): ${cfg.meters.map((m) => `${m.id} (${m.type})`).join(", ")}`,
     );
     if (cfg.archive.enabled) {
+      // Before anything is opened: a second bridge on this archive stops here, naming the first one's PID.
+      this.lock = lockArchive(cfg.archive.path);
       const archive = new Archive(cfg.archive, {
         clock: this.clock,
         diagnostics: { bus: this.bus, meterIds: cfg.meters.map((m) => m.id) },
@@ -112,6 +122,8 @@ export class App {
     }
 
     const connected = this.connectMqtt();
+    await this.startHealth();
+    if (this.stopping) return;
 
     // A live meter cannot be paused, so it is read at once; a capture replay (file:) can, and waits for the
     // broker (at most its connect timeout) so that what it replays is published rather than only archived.
@@ -128,6 +140,39 @@ export class App {
     await connected;
     if (this.stopping) return;
     for (const source of replays) source.start();
+  }
+
+  /** The health report on `<base>/bridge/health` (retained) and, with `web:`, at GET /health. */
+  private async startHealth(): Promise<void> {
+    const mqtt = this.mqtt;
+    const archive = this.archive;
+    const influx = this.influx;
+    const health = new HealthMonitor(
+      this.config,
+      this.bus,
+      {
+        mqttConnected: () => mqtt?.connected === true,
+        ...(archive ? { archive: () => archive.stats } : {}),
+        ...(influx
+          ? { influx: () => ({ buffered: influx.writer.buffered, failures: influx.writer.stats.failures }) }
+          : {}),
+      },
+      this.clock,
+      createLogger("health"),
+    );
+    this.health = health;
+    const topic = `${this.config.mqtt.base_topic}/bridge/health`;
+    health.onReport((r) => mqtt?.publishState(topic, JSON.stringify(r)));
+    health.start();
+    const web = this.config.web;
+    if (!web) return;
+    const server = new WebServer(web, createLogger("web"));
+    server.get("/health", (_req, res) => {
+      const r = health.report();
+      sendJson(res, r.status === "ok" ? 200 : 503, r);
+    });
+    this.web = server;
+    await server.start();
   }
 
   /** HA long-term statistics of the interval meters' hourly energy, from the archive. */
@@ -227,6 +272,8 @@ export class App {
 
   private async doStop(): Promise<void> {
     this.log.info("stopping");
+    this.health?.stop();
+    await this.web?.stop();
     await Promise.allSettled(this.sources.map((s) => s.stop()));
     await this.bus.idle();
     this.tariffs?.stop();
@@ -236,6 +283,7 @@ export class App {
     this.bus.unsubscribeAll("statistics");
     this.loads?.stop(this.bus);
     await Promise.allSettled([this.mqtt?.stop(), this.archive?.stop()]);
+    this.lock?.release();
     this.bus.unsubscribeAll("mqtt");
     this.bus.unsubscribeAll("archive");
     this.log.info(

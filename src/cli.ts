@@ -23,6 +23,11 @@ ${IMPORT_USAGE}
 ${REPORT_USAGE}
 ${EXPORT_USAGE}
 ${BACKFILL_USAGE}
+  meter2mqtt check [--config FILE] [--wait S]
+                                        tries every part for real (meters, broker, mailbox, portal,
+                                        Home Assistant, influx): one line each, exit 0 when all work
+  meter2mqtt health [--config FILE]     asks the running bridge how it is (GET /health with web:,
+                                        else its retained bridge/health message): exit 0 when ok
   meter2mqtt --version | --help
 
   --debug (with any command) prints the stack trace of an error as well.
@@ -188,6 +193,10 @@ export async function main(argv: string[]): Promise<number> {
       return (await import("./export/index.js")).runExport(rest);
     case "backfill":
       return (await import("./sources/smarthub/backfill.js")).runBackfill(rest);
+    case "check":
+      return (await import("./check.js")).runCheck(rest);
+    case "health":
+      return (await import("./check.js")).runHealth(rest);
     case "--version":
     case "-v":
       process.stdout.write(`${VERSION}\n`);

@@ -80,6 +80,12 @@ export const ArchiveSchema = z.strictObject({
   retention: z.number().int().min(1).optional(),
 });
 
+export const WebSchema = z.strictObject({
+  port: z.number().int().min(1).max(65535),
+  /** Loopback by default: set 0.0.0.0 (or an address of this machine) to reach it from elsewhere. */
+  host: z.string().min(1).default("127.0.0.1"),
+});
+
 export const HomeAssistantSchema = z.strictObject({
   statistics: z.boolean().default(false),
   url: z.string().optional(),
@@ -304,6 +310,8 @@ export const ConfigSchema = z
     tariffs: TariffsSchema.default({}),
     /** Line protocol to InfluxDB or VictoriaMetrics (src/outputs/influx/). */
     influx: InfluxSchema.optional(),
+    /** The bridge's web server: `GET /health` (200 or 503) for Docker, systemd and the app's watchdog. */
+    web: WebSchema.optional(),
   })
   .superRefine((cfg, ctx) => {
     const seen = new Set<string>();

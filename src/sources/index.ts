@@ -3,6 +3,7 @@ import type { Bus } from "../bus.js";
 import type { MeterConfig } from "../config/schema.js";
 import type { IntervalPipeline } from "../intervals/pipeline.js";
 import type { Clock } from "../util/clock.js";
+import type { Logger } from "../util/log.js";
 
 /**
  * The meter families, registered in one place: how to run a configured meter, and how `decode`
@@ -13,7 +14,8 @@ export async function createSource(
   meter: MeterConfig,
   bus: Bus,
   // `intervals`: where sources of late, revisable intervals (SMT, SmartHub) hand them over; absent without an archive.
-  opts: { clock: Clock; intervals?: IntervalPipeline },
+  // `log`: where the source logs (the bridge's own logger when absent; `check` keeps what it says).
+  opts: { clock: Clock; intervals?: IntervalPipeline; log?: Logger },
 ): Promise<Source> {
   switch (meter.type) {
     case "dsmr":

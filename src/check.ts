@@ -1,0 +1,348 @@
+import { readFileSync } from "node:fs";
+import { parseArgs } from "node:util";
+import { ImapFlow } from "imapflow";
+import mqtt from "mqtt";
+import { addonOptionsFound, loadAddonConfig } from "./addon/index.js";
+import { Bus } from "./bus.js";
+import { loadConfig } from "./config/load.js";
+import type { Config, MeterConfig } from "./config/schema.js";
+import type { MeterInfo, Reading } from "./model/types.js";
+import { describeHaUrl, HaClient } from "./outputs/statistics/ha.js";
+import { createSource } from "./sources/index.js";
+import { systemClock } from "./util/clock.js";
+import { type Logger, oneLine, redact } from "./util/log.js";
+
+/**
+ * `meter2mqtt check`: the configuration, then every part of the set-up tried for real with a short timeout, one line
+ * per part with what is wrong and what to do about it. Live meters are read through the bridge's own code (auto baud,
+ * decryption included); the broker, mailbox, portal, Home Assistant and influx endpoint are logged in to.
+ * Exit 0 when every part passes.
+ */
+export interface CheckResult {
+  part: string;
+  ok: boolean;
+  detail: string;
+}
+
+const LIVE = new Set(["dsmr", "raven", "han"]);
+
+export async function runCheck(
+  args: string[],
+  out: (line: string) => void = (l) => process.stdout.write(`${l}\n`),
+): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: { config: { type: "string", short: "c" }, wait: { type: "string" } },
+    strict: true,
+  });
+  const wait = values.wait === undefined ? 30 : Number(values.wait);
+  if (!Number.isFinite(wait) || wait <= 0 || wait > 600) throw new Error("--wait expects seconds, 1 to 600");
+  const { config, source } =
+    values.config === undefined && addonOptionsFound() ? await loadAddonConfig() : loadConfig(values.config);
+  out(`ok   configuration: ${source} (${config.meters.length} meter(s))`);
+  const results = await checkAll(config, { waitMs: wait * 1000 });
+  for (const r of results) out(`${r.ok ? "ok  " : "FAIL"} ${r.part}: ${oneLine(redact(r.detail))}`);
+  const failed = results.filter((r) => !r.ok).length;
+  out(failed === 0 ? "every part works" : `${failed} part(s) need attention`);
+  return failed === 0 ? 0 : 1;
+}
+
+/** Every part at once (the meters take longest), in the order of the configuration. */
+export async function checkAll(cfg: Config, opts: { waitMs: number }): Promise<CheckResult[]> {
+  const checks: Promise<CheckResult>[] = [checkMqtt(cfg)];
+  for (const m of cfg.meters) {
+    if (LIVE.has(m.type)) checks.push(checkLiveMeter(m, opts.waitMs));
+    if (m.type === "smt" && m.imap) checks.push(checkImap(m.id, m.imap));
+    if (m.type === "smarthub") checks.push(checkSmarthub(m));
+  }
+  const ha = cfg.homeassistant;
+  if (ha.statistics || ha.url || ha.token) checks.push(checkHomeAssistant(ha.url, ha.token));
+  if (cfg.influx) checks.push(checkInflux(cfg.influx));
+  return Promise.all(checks);
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer from ${what} in ${ms / 1000} s`)), ms);
+  });
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
+}
+
+async function checkMqtt(cfg: Config): Promise<CheckResult> {
+  const part = "MQTT broker";
+  const where = cfg.mqtt.url.replace(/\/\/[^@/]*@/, "//");
+  try {
+    const client = await withTimeout(
+      mqtt.connectAsync(cfg.mqtt.url, {
+        username: cfg.mqtt.username,
+        password: cfg.mqtt.password,
+        reconnectPeriod: 0,
+        connectTimeout: 8000,
+        rejectUnauthorized: cfg.mqtt.reject_unauthorized,
+        clientId: `meter2mqtt-check-${process.pid}`,
+      }),
+      10_000,
+      where,
+    );
+    await client.endAsync();
+    return {
+      part,
+      ok: true,
+      detail: `${where} accepts the login${cfg.mqtt.username ? ` of ${cfg.mqtt.username}` : ""}`,
+    };
+  } catch (err) {
+    const e = err as Error & { code?: number | string };
+    const refused = e.code === 4 || e.code === 5 || /not authori[sz]ed|bad user name or password/i.test(e.message);
+    return {
+      part,
+      ok: false,
+      detail: refused
+        ? `${where} refused the login: check mqtt.username and mqtt.password (in the app, leave them empty to use the Mosquitto app's)`
+        : `cannot reach ${where} (${e.message}): check mqtt.url and that the broker runs`,
+    };
+  }
+}
+
+/** A logger that keeps warnings and errors, so the check can say why a meter gave nothing. */
+function keepingLog(lines: string[]): Logger {
+  const make = (): Logger => ({
+    debug: () => {},
+    info: () => {},
+    warn: (m) => void lines.push(typeof m === "function" ? m() : m),
+    error: (m) => void lines.push(typeof m === "function" ? m() : m),
+    child: () => make(),
+  });
+  return make();
+}
+
+async function checkLiveMeter(m: MeterConfig, waitMs: number): Promise<CheckResult> {
+  const part = `meter ${m.id} (${m.type}${"port" in m ? ` on ${m.port}` : ""})`;
+  const bus = new Bus();
+  const problems: string[] = [];
+  let reading: Reading | undefined;
+  let info: MeterInfo | undefined;
+  let rejected = 0;
+  const got = new Promise<void>((resolve) => {
+    bus.subscribe("check", "reading", (r) => {
+      reading ??= r;
+      resolve();
+    });
+  });
+  bus.subscribe("check", "meterInfo", (i) => void (info = i));
+  bus.subscribe("check", "status", (s) => void (rejected = s.framesRejected));
+  // Replays finish on their own; live ports are given `waitMs`.
+  const cfg = "replay_loop" in m ? { ...m, replay_interval_ms: 0 } : m;
+  const source = await createSource(cfg as MeterConfig, bus, { clock: systemClock, log: keepingLog(problems) });
+  source.start();
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([got, new Promise<void>((r) => (timer = setTimeout(r, waitMs)))]);
+  clearTimeout(timer);
+  await source.stop().catch(() => {});
+  bus.unsubscribeAll("check");
+  if (reading) {
+    const what = info ? `${info.manufacturer ?? ""} ${info.model ?? ""}`.trim() : "the meter";
+    const encrypted = "key" in m && m.key ? ", key accepted" : "";
+    return { part, ok: true, detail: `valid data from ${what}${encrypted}` };
+  }
+  const last = problems.at(-1);
+  if (last && /no key is set/.test(last)) return { part, ok: false, detail: last.replace(/^meter \S+: /, "") };
+  if (last && /cannot open|lost/.test(last))
+    return {
+      part,
+      ok: false,
+      detail: `${last}: check the device path, that the cable is plugged in, and (in the app) that the device is selected`,
+    };
+  if (rejected > 0)
+    return {
+      part,
+      ok: false,
+      detail: `${rejected} frame(s) arrived but none was valid${last ? ` (last: ${last})` : ""}: check the baud rate${"key" in m ? ", and the key and aad if the meter encrypts" : ""}`,
+    };
+  return {
+    part,
+    ok: false,
+    detail: `the port opens but nothing valid arrived in ${Math.round(waitMs / 1000)} s: check the cable and that the meter's customer port is switched on (some grid operators switch it on only on request)`,
+  };
+}
+
+async function checkImap(
+  id: string,
+  s: NonNullable<Extract<MeterConfig, { type: "smt" }>["imap"]>,
+): Promise<CheckResult> {
+  const part = `meter ${id} mailbox (${s.user} at ${s.host})`;
+  const client = new ImapFlow({
+    host: s.host,
+    port: s.port,
+    secure: s.tls,
+    doSTARTTLS: s.tls ? undefined : false,
+    auth: { user: s.user, pass: s.password },
+    tls: s.ca ? { ca: readFileSync(s.ca) } : undefined,
+    logger: false,
+    disableAutoIdle: true,
+    connectionTimeout: 10_000,
+    greetingTimeout: 10_000,
+    socketTimeout: 20_000,
+  });
+  client.on("error", () => {});
+  try {
+    await client.connect();
+  } catch (err) {
+    const e = err as Error & { authenticationFailed?: boolean; responseText?: string };
+    const auth = e.authenticationFailed || /auth|credential|login/i.test(`${e.message} ${e.responseText ?? ""}`);
+    return {
+      part,
+      ok: false,
+      detail: auth
+        ? "the mail server refused the login: check imap.user and imap.password (with two-step verification, an app password)"
+        : `cannot reach ${s.host}:${s.port} (${e.message}): check imap.host, imap.port and imap.tls`,
+    };
+  }
+  try {
+    const lock = await client.getMailboxLock(s.mailbox);
+    try {
+      const found = await client.search({ from: s.sender }, { uid: true });
+      const n = Array.isArray(found) ? found.length : 0;
+      return n > 0
+        ? { part, ok: true, detail: `login works; ${n} email(s) from ${s.sender} in ${s.mailbox}` }
+        : {
+            part,
+            ok: false,
+            detail: `login works but no email from ${s.sender} in ${s.mailbox}: check imap.sender against the From of an SMT email, and that the daily report is subscribed`,
+          };
+    } finally {
+      lock.release();
+    }
+  } catch (err) {
+    return {
+      part,
+      ok: false,
+      detail: `login works but the mailbox "${s.mailbox}" cannot be opened: ${(err as Error).message}`,
+    };
+  } finally {
+    await client.logout().catch(() => {});
+  }
+}
+
+async function checkSmarthub(m: Extract<MeterConfig, { type: "smarthub" }>): Promise<CheckResult> {
+  const part = `meter ${m.id} portal (${m.base_url})`;
+  const { clientFor } = await import("./sources/smarthub/index.js");
+  const client = clientFor(m, { log: keepingLog([]), retryDelaysMs: [], timeoutMs: 15_000 });
+  try {
+    await client.login();
+    return { part, ok: true, detail: `login of ${m.username} works` };
+  } catch (err) {
+    return { part, ok: false, detail: `${(err as Error).message}` };
+  } finally {
+    client.close();
+  }
+}
+
+async function checkHomeAssistant(url: string | undefined, token: string | undefined): Promise<CheckResult> {
+  const part = "Home Assistant";
+  if (!url || !token)
+    return { part, ok: false, detail: "homeassistant.url and homeassistant.token must both be set for statistics" };
+  let client: HaClient | undefined;
+  try {
+    client = await HaClient.connect(url, token, { timeoutMs: 10_000 });
+    await client.command({ type: "recorder/info" });
+    return {
+      part,
+      ok: true,
+      detail: `${describeHaUrl(url)} accepts the token (Home Assistant ${client.haVersion}) and the recorder answers`,
+    };
+  } catch (err) {
+    return { part, ok: false, detail: (err as Error).message };
+  } finally {
+    await client?.close();
+  }
+}
+
+async function checkInflux(c: NonNullable<Config["influx"]>): Promise<CheckResult> {
+  const { authHeader, describeUrl, writeUrl } = await import("./outputs/influx/writer.js");
+  const part = `influx (${describeUrl(c.url)})`;
+  const headers: Record<string, string> = { "Content-Type": "text/plain; charset=utf-8" };
+  const auth = authHeader(c);
+  if (auth) headers.Authorization = auth;
+  try {
+    // An empty batch: the server checks the address, database or bucket and the credentials, and stores nothing.
+    const res = await fetch(writeUrl(c), { method: "POST", headers, body: "", signal: AbortSignal.timeout(10_000) });
+    const text = (await res.text().catch(() => "")).replace(/\s+/g, " ").slice(0, 200);
+    if (res.ok) return { part, ok: true, detail: "the endpoint accepts a write (nothing was stored)" };
+    const why =
+      res.status === 401 || res.status === 403
+        ? "the credentials were refused: check influx.token (or username and password)"
+        : res.status === 404
+          ? "not found: check influx.url, influx.version and the database or bucket"
+          : `answered ${res.status}${text ? `: ${text}` : ""}`;
+    return { part, ok: false, detail: why };
+  } catch (err) {
+    const e = err as Error & { cause?: { code?: string } };
+    return { part, ok: false, detail: `cannot reach it (${e.cause?.code ?? e.message}): check influx.url` };
+  }
+}
+
+/**
+ * `meter2mqtt health`: asks the running bridge how it is, for Docker's HEALTHCHECK and a systemd timer: `GET /health`
+ * when the web server is on, else the retained `<base>/bridge/health` message. Exit 0 when it is ok and recent.
+ */
+export async function runHealth(
+  args: string[],
+  out: (line: string) => void = (l) => process.stdout.write(`${l}\n`),
+): Promise<number> {
+  const { values } = parseArgs({ args, options: { config: { type: "string", short: "c" } }, strict: true });
+  const { config } =
+    values.config === undefined && addonOptionsFound() ? await loadAddonConfig() : loadConfig(values.config);
+  let report: { status?: string; time?: string; problems?: string[] } | undefined;
+  if (config.web) {
+    const host = config.web.host === "0.0.0.0" || config.web.host === "::" ? "127.0.0.1" : config.web.host;
+    try {
+      const res = await fetch(`http://${host.includes(":") ? `[${host}]` : host}:${config.web.port}/health`, {
+        signal: AbortSignal.timeout(5000),
+      });
+      report = (await res.json()) as typeof report;
+    } catch (err) {
+      out(`failing: the bridge does not answer on port ${config.web.port} (${(err as Error).message})`);
+      return 1;
+    }
+  } else {
+    const topic = `${config.mqtt.base_topic}/bridge/health`;
+    try {
+      const client = await withTimeout(
+        mqtt.connectAsync(config.mqtt.url, {
+          username: config.mqtt.username,
+          password: config.mqtt.password,
+          reconnectPeriod: 0,
+          connectTimeout: 5000,
+          rejectUnauthorized: config.mqtt.reject_unauthorized,
+        }),
+        6000,
+        "the broker",
+      );
+      const got = new Promise<string>((resolve) =>
+        client.on("message", (t, payload) => {
+          if (t === topic) resolve(payload.toString("utf8", 0, Math.min(payload.length, 64 * 1024)));
+        }),
+      );
+      await client.subscribeAsync(topic, { qos: 0 });
+      const text = await withTimeout(got, 5000, topic).finally(() => client.endAsync().catch(() => {}));
+      report = JSON.parse(text) as typeof report;
+    } catch (err) {
+      out(`failing: no health report on ${topic} (${(err as Error).message})`);
+      return 1;
+    }
+  }
+  const age = report?.time ? (Date.now() - Date.parse(report.time)) / 1000 : Number.POSITIVE_INFINITY;
+  if (!(age < 120)) {
+    out(
+      `failing: the last health report is ${Number.isFinite(age) ? `${Math.round(age)} s` : "of unknown"} old: is the bridge running?`,
+    );
+    return 1;
+  }
+  if (report?.status !== "ok") {
+    out(`failing: ${(report?.problems ?? []).map((p) => oneLine(p)).join("; ") || "unknown"}`);
+    return 1;
+  }
+  out("ok");
+  return 0;
+}
