@@ -148,6 +148,30 @@ describe("the bridge with a broker", () => {
     expect(values.power_import_w).toBe(decoded.telegram.values.power_import_w);
   }, 60_000);
 
+  it("stops within 2 s on SIGTERM while the broker hangs", async () => {
+    const { dir, pty } = await setup();
+    const broker = await startMosquitto();
+    cleanups.push(async () => {
+      broker.signal("SIGCONT");
+      await broker.stop();
+    });
+    const sub = await collect(broker.url, ["meter2mqtt/#"]);
+    cleanups.push(() => sub.close());
+    const bridge = bridgeAt(dir, pty, [`url: ${broker.url}`]);
+    await sub.waitFor((m) => m.topic === "meter2mqtt/bridge/state" && m.payload === "online", 20_000);
+    await until(() => /\bopen\b/.test(bridge.output()), 15_000, "the port to be opened");
+    await pty.write(telegrams[0]!);
+    await until(() => archived(dir).length === 1, 15_000, "the reading to be archived");
+    broker.signal("SIGSTOP");
+    await pty.write(telegrams[1]!);
+    await new Promise((r) => setTimeout(r, 1000));
+    const { code, ms } = await stopAndTime(bridge);
+    expect(code).toBe(0);
+    expect(ms).toBeLessThan(2500);
+    expect(bridge.output()).toMatch(/did not take "offline".*the will covers it/);
+    expect(archived(dir)).toEqual([iso(states[0]!.time), iso(states[1]!.time)]);
+  }, 60_000);
+
   it("ends with one line and exit 2 when the broker refuses the credentials, without a stack or the password", async () => {
     const { dir, pty } = await setup();
     const broker = await startMosquitto({ users: { meter: "right-horse-battery" } });

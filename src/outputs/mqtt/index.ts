@@ -479,7 +479,7 @@ export class MqttOutput {
         try {
           handler(payload, retained);
         } catch (err) {
-          this.log.error(`handler of ${topic} failed: ${(err as Error).message}`);
+          this.limiter.warn(`handler:${topic}`, `a message on ${topic} was not handled: ${(err as Error).message}`);
         }
       return;
     }
