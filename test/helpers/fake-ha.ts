@@ -227,6 +227,18 @@ export async function startFakeHa(opts: { token?: string; version?: string } = {
           send({ id, type: "result", success: true, result: null });
         } else if (msg.type === "recorder/statistics_during_period") {
           send({ id, type: "result", success: true, result: duringPeriod(msg) });
+        } else if (msg.type === "recorder/info") {
+          // recorder/websocket_api.py ws_info: the recorder's state.
+          only(msg, ["id", "type"], "recorder/info");
+          const result = {
+            backlog: 0,
+            max_backlog: 65000,
+            migration_in_progress: false,
+            migration_is_live: false,
+            recording: true,
+            thread_running: true,
+          };
+          send({ id, type: "result", success: true, result });
         } else if (msg.type === "recorder/list_statistic_ids") {
           const result = [...stats.entries()].map(([sid, s]) => ({ statistic_id: sid, ...s.metadata }));
           send({ id, type: "result", success: true, result });
