@@ -27,6 +27,7 @@ import {
   renameIssue,
   type SupervisorMqtt,
   TARIFF_OPTIONS,
+  WEB_PORT,
   YAML_ONLY,
 } from "../src/addon/index.js";
 import { parseConfig } from "../src/config/load.js";
@@ -83,7 +84,7 @@ const CONFIG_KEYS: Record<string, (v: unknown) => boolean> = {
   stage: oneOf("stable", "experimental", "deprecated"),
   ports: isObject,
   ports_description: isObject,
-  watchdog: str,
+  watchdog: (v) => str(v) && /^(?:https?|\[PROTO:\w+\]|tcp):\/\/\[HOST\]:(\[PORT:\d+\]|\d+).*$/.test(v as string),
   webui: str,
   ingress: bool,
   ingress_port: Number.isInteger,
@@ -259,6 +260,15 @@ describe("addon/config.yaml follows the Supervisor's rules", () => {
     expect(config).not.toHaveProperty("backup");
     // SMT's CSV folder, read-only, and the app's own config folder (/config inside) for meter2mqtt.yaml.
     expect(config.map).toEqual(["share:ro", "addon_config:ro"]);
+    // The watchdog asks the bridge's GET /health on the port the app gives its web server, with no port published.
+    expect(config.watchdog).toBe(`http://[HOST]:${WEB_PORT}/health`);
+    expect(config).not.toHaveProperty("ports");
+    expect(
+      addonToConfig({ ...options, meters: [{ id: "h", type: "dsmr", port: "/dev/ttyUSB0" }] }, ctx).config.web,
+    ).toEqual({
+      port: WEB_PORT,
+      host: "0.0.0.0",
+    });
   });
 
   it("makes every backup hold a consistent archive: a copy before, the live files left out, the copy removed after", () => {

@@ -26,7 +26,7 @@ import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse as parseYaml, stringify as toYaml } from "yaml";
 import { dsmr5Telegram, simulate } from "../src/sources/dsmr/build.js";
-import { type Collector, collect, type Mosquitto, startMosquitto, until } from "./helpers/mosquitto.js";
+import { type Collector, collect, freePort, type Mosquitto, startMosquitto, until } from "./helpers/mosquitto.js";
 import { type PtyPair, startPtyPair } from "./helpers/pty.js";
 import { backupExcluded, mqttOk, type StandInSupervisor, startSupervisor } from "./helpers/supervisor.js";
 
@@ -99,7 +99,7 @@ describe("the app's Dockerfile (addon/Dockerfile, built by the Supervisor)", () 
 
   it("builds on Home Assistant's current multi-arch base image by default, since no BUILD_FROM is passed", () => {
     const arg = /^ARG BUILD_FROM=(\S+)$/m.exec(text);
-    expect(arg?.[1]).toMatch(/^ghcr\.io\/home-assistant\/base:3\.(2[3-9]|[3-9]\d)$/);
+    expect(arg?.[1]).toMatch(/^ghcr\.io\/home-assistant\/base:3\.(2[4-9]|[3-9]\d)$/);
     expect(all.filter((s) => s.from).map((s) => s.from)).toEqual([buildArg("BUILD_FROM")]);
     // Labels the Supervisor sets too, here for images built by the release workflow.
     for (const label of [
@@ -268,6 +268,7 @@ describe("the runtime tree (scripts/build-runtime-tree.sh), started as the app i
     let influx: Server;
     let influxUrl: string;
     const influxBodies: string[] = [];
+    let webPort: number;
 
     beforeAll(async () => {
       broker = await startMosquitto({ users: { addons: PASSWORD } });
@@ -285,6 +286,7 @@ describe("the runtime tree (scripts/build-runtime-tree.sh), started as the app i
       });
       await new Promise<void>((r) => influx.listen(0, "127.0.0.1", r));
       influxUrl = `http://127.0.0.1:${(influx.address() as { port: number }).port}`;
+      webPort = await freePort();
     }, 60_000);
     afterAll(async () => {
       await sub?.close();
@@ -313,6 +315,7 @@ describe("the runtime tree (scripts/build-runtime-tree.sh), started as the app i
           METER2MQTT_CONFIG_DIR: config,
           SUPERVISOR_URL: supervisor.url,
           SUPERVISOR_TOKEN: TOKEN,
+          METER2MQTT_WEB_PORT: String(webPort),
         },
         stdio: ["ignore", "pipe", "pipe"],
       });
@@ -353,6 +356,10 @@ describe("the runtime tree (scripts/build-runtime-tree.sh), started as the app i
             influxBodies.some((b) => b.includes(`\n${measurement},`)),
           `load ${load}, cost and influx ${measurement}`,
         );
+        // What the Supervisor's watchdog asks (config.yaml `watchdog`), on the app's address.
+        const health = await fetch(`http://127.0.0.1:${webPort}/health`);
+        expect(health.status).toBe(200);
+        expect(await health.json()).toMatchObject({ status: "ok", meters: { home: { type: "dsmr" } } });
         service.child.kill("SIGTERM");
         expect(await service.exit).toBe(0);
         expect(existsSync(join(service.data, "meter2mqtt.sqlite"))).toBe(true);

@@ -320,6 +320,7 @@ describe("add-on start-up (the bridge process, a real broker with a login)", () 
   let supervisor: StandIn;
   let pty: PtyPair;
   let sub: Collector;
+  let webPort: number;
 
   function startBridge(options: Record<string, unknown>): {
     child: ChildProcess;
@@ -335,6 +336,7 @@ describe("add-on start-up (the bridge process, a real broker with a login)", () 
         METER2MQTT_OPTIONS: join(dir, "options.json"),
         SUPERVISOR_URL: supervisor.url,
         SUPERVISOR_TOKEN: TOKEN,
+        METER2MQTT_WEB_PORT: String(webPort),
       },
       stdio: ["ignore", "pipe", "pipe"],
     });
@@ -346,6 +348,7 @@ describe("add-on start-up (the bridge process, a real broker with a login)", () 
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), "m2m-addon-e2e-"));
+    webPort = await freePort();
     broker = await startMosquitto({ users: { addons: MQTT_PASSWORD } });
     supervisor = await startSupervisor();
     pty = await startPtyPair(dir);

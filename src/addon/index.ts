@@ -7,8 +7,9 @@
  * map, /config inside), in the shape of the standalone config file, merged over the options.
  *
  * Environment (all optional outside tests): METER2MQTT_OPTIONS (default /data/options.json; the archive goes in the
- * same folder), METER2MQTT_CONFIG_DIR (default /config, where meter2mqtt.yaml is looked for), SUPERVISOR_URL
- * (default http://supervisor), SUPERVISOR_TOKEN (set by the Supervisor).
+ * same folder), METER2MQTT_CONFIG_DIR (default /config, where meter2mqtt.yaml is looked for), METER2MQTT_WEB_PORT
+ * (default 8099, the watchdog's), SUPERVISOR_URL (default http://supervisor), SUPERVISOR_TOKEN (set by the
+ * Supervisor).
  */
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -45,6 +46,7 @@ export {
   SHARE_DIR,
   type SupervisorMqtt,
   TARIFF_OPTIONS,
+  WEB_PORT,
   wantsSupervisorMqtt,
   YAML_ONLY,
 } from "./options.js";
@@ -118,7 +120,8 @@ export async function loadAddonConfig(opts: LoadAddonOptions = {}): Promise<{ co
   } else log.info("MQTT: mqtt.url is set in the options, the Supervisor's broker is not used");
 
   const dataDir = dirname(file);
-  const made = addonToConfig(options, { dataDir, mqttService, supervisorUrl, supervisorToken: token });
+  const webPort = env.METER2MQTT_WEB_PORT ? Number(env.METER2MQTT_WEB_PORT) : undefined;
+  const made = addonToConfig(options, { dataDir, mqttService, supervisorUrl, supervisorToken: token, webPort });
   const merged = yaml === undefined ? { config: made.config, renamed: {} } : mergeYaml(made.config, yaml, yamlFile);
   for (const line of made.decisions) log.info(line);
   if (yaml !== undefined) log.info(`${yamlFile}: ${Object.keys(yaml as object).join(", ") || "empty"}`);

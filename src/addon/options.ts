@@ -33,6 +33,8 @@ export interface AddonContext {
   /** Base URL of the Supervisor's API, `http://supervisor` inside the add-on. */
   supervisorUrl: string;
   supervisorToken?: string;
+  /** Port of the bridge's web server (GET /health for the Supervisor's watchdog); default WEB_PORT. */
+  webPort?: number;
 }
 
 export interface AddonConfig {
@@ -99,9 +101,18 @@ export const TARIFF_OPTIONS = ["name", "meters", "currency", "timezone", "import
 
 /**
  * App config keys the add-on fills in itself, never read from the options: the archive's place in /data (kept in
- * backups), Home Assistant through the Supervisor's proxy.
+ * backups), Home Assistant through the Supervisor's proxy, the web server the Supervisor's watchdog asks.
  */
-export const ADDON_FILLED = ["archive.path", "homeassistant.url", "homeassistant.token"] as const;
+export const ADDON_FILLED = [
+  "archive.path",
+  "homeassistant.url",
+  "homeassistant.token",
+  "web.port",
+  "web.host",
+] as const;
+
+/** The port of config.yaml's `watchdog` URL: the bridge's GET /health, on the app's network only (no `ports:`). */
+export const WEB_PORT = 8099;
 
 /**
  * App config keys no form field offers, set in the add-on's YAML file (/config/meter2mqtt.yaml) only, each with
@@ -467,6 +478,10 @@ export function addonToConfig(options: unknown, ctx: AddonContext): AddonConfig 
     );
   }
 
+  // The Supervisor's watchdog asks GET /health from outside the container, on the app's own network address.
+  config.web = { port: ctx.webPort ?? WEB_PORT, host: "0.0.0.0" };
+  decisions.push(`health: GET /health on port ${ctx.webPort ?? WEB_PORT}, for the app's watchdog`);
+
   if (issues.length > 0) throw new ConfigError(`invalid app options:\n  ${issues.join("\n  ")}`, issues);
   return { config, decisions, renamed };
 }
@@ -503,6 +518,10 @@ export function mergeYaml(config: Obj, yaml: unknown, file: string): { config: O
       `${file}: archive.path: the app keeps the archive in its data folder, which backups hold; remove archive.path`,
       [`${file}: archive.path: set by the app; remove it`],
     );
+  if ("web" in yaml)
+    throw new ConfigError(`${file}: web: the app runs its web server for the watchdog itself; remove web`, [
+      `${file}: web: set by the app; remove it`,
+    ]);
   for (const [key, value] of Object.entries(yaml)) {
     const by = MERGE_KEYS[key];
     const base = out[key];
