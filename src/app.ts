@@ -90,7 +90,9 @@ export class App {
         clock: this.clock,
         diagnostics: { bus: this.bus, meterIds: cfg.meters.map((m) => m.id) },
       });
-      await archive.start();
+      await archive.start().catch((err: Error) => {
+        throw new Error(`cannot open the archive ${cfg.archive.path}: ${err.message}`, { cause: err });
+      });
       if (this.stopping) {
         await archive.stop();
         return;
