@@ -90,7 +90,9 @@ export function hdlcFrame(
     return out;
   };
   const head = [...addr(opts.destination ?? 0x10), ...addr(opts.source ?? 0x241), opts.control ?? 0x13];
-  const length = 2 + head.length + 2 + info.length + 2;
+  // A frame without an information field has no header check: its header is followed by the frame check.
+  const hcs = info.length > 0 ? 2 : 0;
+  const length = 2 + head.length + hcs + info.length + 2;
   if (length > 0x7ff) throw new Error(`HDLC frame of ${length} bytes is longer than the format allows`);
   const b = Buffer.alloc(length + 2);
   b[0] = 0x7e;
@@ -98,8 +100,10 @@ export function hdlcFrame(
   b[2] = length & 0xff;
   Buffer.from(head).copy(b, 3);
   let at = 3 + head.length;
-  b.writeUInt16LE(crc16x25(b, 1, at), at);
-  at += 2;
+  if (hcs) {
+    b.writeUInt16LE(crc16x25(b, 1, at), at);
+    at += 2;
+  }
   info.copy(b, at);
   at += info.length;
   b.writeUInt16LE(crc16x25(b, 1, at), at);

@@ -108,6 +108,9 @@ export class HdlcFramer implements HanFramer {
   }
 
   private skip(n: number, out: FrameEvent[]): void {
+    if (n <= 0) return;
+    // The frames of a segmented message come back to back: bytes between them mean one was lost.
+    if (this.parts.length > 0) this.dropParts(out, "a segmented message lost a frame");
     this.noise += n;
     if (this.noise >= NOISE_REPORT_BYTES) {
       out.push({
@@ -173,6 +176,7 @@ export class HdlcFramer implements HanFramer {
 
   private frame(info: Buffer, h: HdlcHeader, out: FrameEvent[]): void {
     const wire = h.length + 2;
+    if (info.length === 0) return;
     let data = info;
     if (startsWithLlc(info)) {
       // A message's first frame: whatever was waiting for its last segment will not get it.

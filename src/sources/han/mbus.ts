@@ -51,6 +51,9 @@ export class MbusFramer implements HanFramer {
   }
 
   private skip(n: number, out: FrameEvent[]): void {
+    if (n <= 0) return;
+    // The frames of a segmented message come back to back: bytes between them mean one was lost.
+    if (this.parts.length > 0) this.drop(out, "a segmented message lost a frame");
     this.noise += n;
     if (this.noise >= NOISE_REPORT_BYTES) {
       out.push({
