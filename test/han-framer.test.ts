@@ -57,8 +57,12 @@ describe("frames of our own making", () => {
       expect(t!.values.energy_import_kwh).toBeCloseTo(wh(s.importKwh), 9);
       expect(t!.values.energy_export_kwh).toBeCloseTo(wh(s.exportKwh), 9);
       expect(t!.values.reactive_energy_import_kvarh).toBeCloseTo(wh(s.reactiveImportKvarh), 9);
-      s.phaseImportW.forEach((w, i) => expect(t!.values[`power_import_l${i + 1}_w`]).toBe(w));
-      s.voltage.forEach((v, i) => expect(t!.values[`voltage_l${i + 1}_v`]).toBeCloseTo(v, 1));
+      s.phaseImportW.forEach((w, i) => {
+        expect(t!.values[`power_import_l${i + 1}_w`]).toBe(w);
+      });
+      s.voltage.forEach((v, i) => {
+        expect(t!.values[`voltage_l${i + 1}_v`]).toBeCloseTo(v, 1);
+      });
       expect(t!.values.power_import_w).toBe(s.phaseImportW.reduce((a, b) => a + b, 0));
       expect(t!.meter).toMatchObject({ manufacturer: "Aidon", meterId: "7359992890941742", meterType: "6534" });
     }
