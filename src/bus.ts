@@ -6,6 +6,8 @@ export interface BusEvents {
   intervals: Interval[];
   status: SourceStatus;
   meterInfo: MeterInfo;
+  /** A frame a live source read, taken or rejected and why, with its text where the source keeps it (the web page). */
+  frame: { meterId: string; time: number; ok: boolean; reason?: string; raw?: string };
 }
 type Handler<T> = (payload: T) => void | Promise<void>;
 

@@ -17,6 +17,8 @@ export interface HealthOptions {
   statusEveryMs?: number;
 }
 
+const MAX_RAW = 16 * 1024;
+
 /**
  * What every live source tracks about its meter: online or not, frames received and rejected, and the
  * watchdog. Bytes may keep flowing while nothing valid does (a loose cable, a device spewing noise), which a
@@ -48,16 +50,18 @@ export class SourceHealth {
     this.setOnline(false);
   }
 
-  /** A valid frame: the meter is there. */
-  received(): void {
+  /** A valid frame: the meter is there. `raw`: its text, for the web page's diagnosis. */
+  received(raw?: Buffer): void {
     this.framesReceived++;
+    if (raw) this.frame(true, undefined, raw);
     this.setOnline(true);
     this.arm();
   }
 
   /** A frame that failed its checks; logged at most once a minute, so a wrong baud rate cannot fill the log. */
-  rejected(reason: string): void {
+  rejected(reason: string, raw?: Buffer): void {
     this.framesRejected++;
+    this.frame(false, reason, raw);
     this.rejectsSinceLog++;
     const now = this.o.clock.now();
     if (now - this.lastRejectLog >= 60_000) {
@@ -92,6 +96,17 @@ export class SourceHealth {
       online: this.online,
       framesReceived: this.framesReceived,
       framesRejected: this.framesRejected,
+    });
+  }
+
+  /** The frame and its fate on the bus, its text at most MAX_RAW bytes (a page shows it, nothing stores it). */
+  private frame(ok: boolean, reason: string | undefined, raw: Buffer | undefined): void {
+    this.o.bus.emit("frame", {
+      meterId: this.o.meterId,
+      time: this.o.clock.now(),
+      ok,
+      ...(reason === undefined ? {} : { reason }),
+      ...(raw ? { raw: raw.subarray(0, MAX_RAW).toString("latin1") } : {}),
     });
   }
 

@@ -9,8 +9,8 @@ import { type FrameEvent, TelegramFramer } from "./framer.js";
  * send none); from any other meter it is a truncated telegram. The same reader serves the bridge and `decode`.
  */
 export type StreamItem =
-  | { ok: true; telegram: Telegram; bytes: number }
-  | { ok: false; reason: string; bytes: number; noKey?: boolean };
+  | { ok: true; telegram: Telegram; bytes: number; raw?: Buffer }
+  | { ok: false; reason: string; bytes: number; noKey?: boolean; raw?: Buffer };
 
 export interface DsmrStreamOptions {
   timezone?: string;
@@ -81,7 +81,8 @@ export class DsmrStream {
     const events = this.events;
     for (let i = 0; i < events.length; i++) {
       const ev = events[i]!;
-      if ("frame" in ev) out.push(this.text(ev.frame, ev.unterminated === true, why));
+      // The telegram's text rides along for the web page (for an encrypted frame, the text it held).
+      if ("frame" in ev) out.push({ ...this.text(ev.frame, ev.unterminated === true, why), raw: ev.frame });
       else if ("encrypted" in ev) out.push(this.encrypted(ev.encrypted, ev.opened as OpenResult | undefined));
       else out.push({ ok: false, reason: ev.rejected, bytes: ev.bytes });
     }
@@ -144,6 +145,6 @@ export class DsmrStream {
     if (!r.ok) return { ok: false, reason: `decrypted telegram: ${r.reason}`, bytes: frame.length };
     this.terminated = true;
     this.checked = true;
-    return { ok: true, telegram: r.telegram, bytes: frame.length };
+    return { ok: true, telegram: r.telegram, bytes: frame.length, raw: p.subarray(start) };
   }
 }
