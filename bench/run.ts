@@ -16,6 +16,7 @@ import { TelegramFramer } from "../src/sources/dsmr/framer.js";
 import { collect, startMosquitto } from "../test/helpers/mosquitto.js";
 import { startPtyPair } from "../test/helpers/pty.js";
 import { benchArchive } from "./archive.js";
+import { benchArchiveScale } from "./archive-scale.js";
 import { benchEncrypted } from "./dsmr-encrypted.js";
 import { benchRaven } from "./raven.js";
 import { benchSmarthub } from "./smarthub.js";
@@ -140,8 +141,14 @@ meters: [{id: p1, type: dsmr, port: "${pty.device}", baud: 115200}]
   }
 }
 
+/** Issue 13's figures (bench/archive-scale.ts); alone with BENCH_ONLY=archive-scale. */
+async function archiveAtScale(): Promise<void> {
+  for (const [k, v] of Object.entries(await benchArchiveScale())) print(`archive at scale: ${k}`, v);
+}
+
 async function main(): Promise<void> {
   console.log(`meter2mqtt benchmarks — node ${process.version}, ${process.platform}/${process.arch}\n`);
+  if (process.env.BENCH_ONLY === "archive-scale") return archiveAtScale();
   const states = simulate(Date.UTC(2026, 10, 21, 11), 500, 1, true);
   if (!process.env.BENCH_ONLY || process.env.BENCH_ONLY === "decode")
     decodeRate(
@@ -163,6 +170,7 @@ async function main(): Promise<void> {
   const archive = await benchArchive();
   for (const [k, v] of Object.entries(archive)) print(`archive ${k}`, String(v));
   print("bench process peak RSS", `${(process.resourceUsage().maxRSS / 1024).toFixed(1)} MiB`);
+  if (!process.env.BENCH_ONLY) await archiveAtScale();
 }
 
 main().then(
