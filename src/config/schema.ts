@@ -124,6 +124,37 @@ export const DsmrMeterSchema = z.strictObject({
   aad: hex16("the 32-hex-digit authentication key your grid operator gave you").optional(),
 });
 
+/**
+ * HAN port (Norway, Sweden, Denmark, Austria, Slovenia): DLMS/COSEM in HDLC frames (or wired M-Bus long frames in
+ * Austria), plain or encrypted. Norway and Austria: 2400 baud, even parity (Kamstrup: none); Sweden and Slovenia:
+ * 115200 8N1. "auto" tries them in turn until a frame passes its checks.
+ */
+export const HanMeterSchema = z.strictObject({
+  id,
+  name: z.string().optional(),
+  type: z.literal("han"),
+  port,
+  baud: z.union([z.literal("auto"), z.literal(2400), z.literal(9600), z.literal(115200)]).default("auto"),
+  /** Default even at 2400 baud, none at the others. */
+  parity: z.enum(["none", "even"]).optional(),
+  /** hdlc (the RJ45/RJ12 HAN port) or mbus (wired M-Bus long frames, some Austrian meters). */
+  framing: z.enum(["hdlc", "mbus"]).default("hdlc"),
+  /** Zone of the meter's clock, for meters that send their local time without its offset from UTC. */
+  timezone: z
+    .string()
+    .refine((tz) => IANAZone.isValidZone(tz), "expected an IANA time zone like Europe/Oslo")
+    .default("Europe/Oslo"),
+  /** Without a valid frame for this long the meter counts as gone and the port is reopened. */
+  timeout: seconds.default(30),
+  /** file: ports only: milliseconds between replayed frames, and whether to start over at the end. */
+  replay_interval_ms: z.number().int().min(0).default(1000),
+  replay_loop: z.boolean().default(false),
+  /** Encrypted HAN (Austria and others): the meter's AES-128-GCM key, 32 hex digits, from the grid operator. */
+  key: hex16("the 32-hex-digit key your grid operator gave you").optional(),
+  /** The authentication key (AAD) some grid operators hand out with the key, also 32 hex digits. */
+  aad: hex16("the 32-hex-digit authentication key your grid operator gave you").optional(),
+});
+
 /** Rainforest EMU-2 / RAVEn: USB serial only (no TCP; the Eagle gateways speak another protocol), or a capture. */
 export const RavenMeterSchema = z.strictObject({
   id,
@@ -247,6 +278,7 @@ export const SmarthubMeterSchema = z.strictObject({
 
 export const MeterSchema = z.discriminatedUnion("type", [
   DsmrMeterSchema,
+  HanMeterSchema,
   RavenMeterSchema,
   SmtMeterSchema,
   SmarthubMeterSchema,
@@ -321,7 +353,9 @@ export const ConfigSchema = z
       seen.add(m.id);
     });
     // The load advisor needs grid power as it happens; interval meters deliver yesterday's.
-    const live = cfg.meters.filter((m) => m.type === "dsmr" || m.type === "raven").map((m) => m.id);
+    const live = cfg.meters
+      .filter((m) => m.type === "dsmr" || m.type === "han" || m.type === "raven")
+      .map((m) => m.id);
     const meters = live.join(", ") || "none configured";
     const loads = new Set<string>();
     cfg.loads.forEach((l, i) => {
@@ -353,6 +387,7 @@ export type Config = z.output<typeof ConfigSchema>;
 export type ConfigInput = z.input<typeof ConfigSchema>;
 export type MeterConfig = Config["meters"][number];
 export type DsmrMeterConfig = z.output<typeof DsmrMeterSchema>;
+export type HanMeterConfig = z.output<typeof HanMeterSchema>;
 export type RavenMeterConfig = z.output<typeof RavenMeterSchema>;
 export type SmtMeterConfig = z.output<typeof SmtMeterSchema>;
 export type SmarthubMeterConfig = z.output<typeof SmarthubMeterSchema>;
@@ -369,6 +404,6 @@ export function secretsOf(cfg: Config): string[] {
     cfg.influx?.password,
     ...cfg.meters.map((m) => (m.type === "smt" ? m.imap?.password : undefined)),
     ...cfg.meters.flatMap((m) => (m.type === "smarthub" ? [m.password, m.totp_secret] : [])),
-    ...cfg.meters.flatMap((m) => (m.type === "dsmr" ? [m.key, m.aad] : [])),
+    ...cfg.meters.flatMap((m) => (m.type === "dsmr" || m.type === "han" ? [m.key, m.aad] : [])),
   ].filter((s): s is string => typeof s === "string");
 }

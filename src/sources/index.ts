@@ -20,6 +20,8 @@ export async function createSource(
   switch (meter.type) {
     case "dsmr":
       return new (await import("./dsmr/index.js")).DsmrSource(meter, bus, opts);
+    case "han":
+      return new (await import("./han/index.js")).HanSource(meter, bus, opts);
     case "raven":
       return new (await import("./raven/index.js")).RavenSource(meter, bus, opts);
     case "smt":
@@ -47,6 +49,7 @@ export type Decoder = (input: AsyncIterable<Buffer>, opts: DecodeOptions) => Asy
 
 export const DECODERS: Record<string, () => Promise<Decoder>> = {
   dsmr: async () => (await import("./dsmr/cli.js")).dsmrDecoder,
+  han: async () => (await import("./han/cli.js")).hanDecoder,
   raven: async () => (await import("./raven/cli.js")).ravenDecoder,
   "smt-csv": async () => (await import("./smt/cli.js")).smtCsvDecoder,
   "smarthub-json": async () => (await import("./smarthub/cli.js")).smarthubJsonDecoder,
