@@ -181,6 +181,8 @@ export function aidonList(s: HanState, opts: { zone?: string; meterId?: string }
     structure(obis("0-0:1.0.0"), octets(dateTimeBytes(s.time, opts.zone ?? "Europe/Oslo", false))),
     reg("1-0:1.7.0", u32(Math.round(imp)), 0, 27),
     reg("1-0:2.7.0", u32(Math.round(exp)), 0, 27),
+    // Reactive power as a tenth of the active (a power factor near 0.995), in var.
+    reg("1-0:3.7.0", u32(Math.round(imp / 10)), 0, 29),
     ...s.voltage.map((v, i) => reg(`1-0:${32 + 20 * i}.7.0`, u16(Math.round(v * 10)), -1, 35)),
     ...s.phaseImportW.map((w, i) =>
       reg(`1-0:${31 + 20 * i}.7.0`, i16(Math.round(((w - s.phaseExportW[i]!) / s.voltage[i]!) * 10)), -1, 33),
