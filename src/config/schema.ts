@@ -84,6 +84,28 @@ export const WebSchema = z.strictObject({
   port: z.number().int().min(1).max(65535),
   /** Loopback by default: set 0.0.0.0 (or an address of this machine) to reach it from elsewhere. */
   host: z.string().min(1).default("127.0.0.1"),
+  /**
+   * The add-on: the page is reached only through Home Assistant's ingress (the Supervisor, 172.30.32.2); other
+   * callers get 403. GET /health stays open to the watchdog.
+   */
+  ingress: z.boolean().default(false),
+  /**
+   * A user and password for the page on a port (it can change load modes). `password_hash` is
+   * `scrypt$<salt>$<key>` (base64), as README's one-line command makes it; the password itself is never stored.
+   */
+  auth: z
+    .strictObject({
+      user: z.string().min(1),
+      password_hash: z
+        .string()
+        .regex(
+          /^scrypt\$[A-Za-z0-9+/]{16,}={0,2}\$[A-Za-z0-9+/]{40,}={0,2}$/,
+          "expected scrypt$<salt>$<key> (see README, the web page)",
+        ),
+    })
+    .optional(),
+  /** Browsers following the live values at once; more are turned away until one closes. */
+  max_clients: z.number().int().min(1).max(100).default(10),
 });
 
 export const HomeAssistantSchema = z.strictObject({
@@ -99,6 +121,13 @@ const port = z
     /^(\/|[A-Za-z]:|COM\d|tcp:\/\/[^:/]+:\d+$|file:.+)/,
     "expected a serial device (/dev/ttyUSB0), tcp://host:port or file:path",
   );
+
+export const ShareSchema = z.strictObject({
+  port: z.number().int().min(1).max(65535),
+  /** Loopback by default: set 0.0.0.0 for programs on other machines. */
+  host: z.string().min(1).default("127.0.0.1"),
+  max_clients: z.number().int().min(1).max(64).default(8),
+});
 
 export const DsmrMeterSchema = z.strictObject({
   id,
@@ -122,6 +151,8 @@ export const DsmrMeterSchema = z.strictObject({
   key: hex16("the 32-hex-digit key your grid operator gave you").optional(),
   /** The authentication key (AAD) some grid operators hand out with the key, also 32 hex digits. */
   aad: hex16("the 32-hex-digit authentication key your grid operator gave you").optional(),
+  /** Serve the meter's raw data on a TCP port for other programs, as a P1 splitter would. */
+  share: ShareSchema.optional(),
 });
 
 /**
@@ -155,7 +186,10 @@ export const HanMeterSchema = z.strictObject({
   aad: hex16("the 32-hex-digit authentication key your grid operator gave you").optional(),
 });
 
-/** Rainforest EMU-2 / RAVEn: USB serial only (no TCP; the Eagle gateways speak another protocol), or a capture. */
+/**
+ * Rainforest EMU-2 / RAVEn: the USB stick, the same stick shared over the network by ser2net or a USB server
+ * (tcp://host:port), or a capture. The Eagle gateways speak another protocol.
+ */
 export const RavenMeterSchema = z.strictObject({
   id,
   name: z.string().optional(),
@@ -163,7 +197,10 @@ export const RavenMeterSchema = z.strictObject({
   port: z
     .string()
     .min(1)
-    .regex(/^(\/|[A-Za-z]:|COM\d|file:.+)/, "expected a serial device (/dev/ttyACM0) or file:path"),
+    .regex(
+      /^(\/|[A-Za-z]:|COM\d|tcp:\/\/[^:/]+:\d+$|tcp:\/\/\[[^\]]+\]:\d+$|file:.+)/,
+      "expected a serial device (/dev/ttyACM0), tcp://host:port (ser2net) or file:path",
+    ),
   /** The utility meter to read when the device is paired with several (MeterMacId, 16 hex digits). */
   meter_mac: z
     .string()

@@ -38,6 +38,18 @@ export class TcpTransport extends BaseTransport {
     return `tcp://${this.host.includes(":") ? `[${this.host}]` : this.host}:${this.port}`;
   }
 
+  /** The connected socket, for write() (a RAVEn stick behind ser2net takes commands); undefined while down. */
+  private sock?: net.Socket;
+
+  /** Resolves once the bytes are handed to the socket; rejects while it is not connected. */
+  write(bytes: Buffer): Promise<void> {
+    const sock = this.sock;
+    if (!sock || sock.destroyed || sock.connecting) return Promise.reject(new Error(`${this.description} is not connected`));
+    return new Promise((resolve, reject) => {
+      sock.write(bytes, (err) => (err ? reject(err) : resolve()));
+    });
+  }
+
   protected override connect(link: Link): Connection {
     const sock = net.connect({ host: this.host, port: this.port });
     sock.setKeepAlive(true, KEEPALIVE_MS);
@@ -48,6 +60,7 @@ export class TcpTransport extends BaseTransport {
     );
     sock.once("connect", () => {
       this.clock.clearTimeout(timer);
+      this.sock = sock;
       link.opened();
     });
     sock.on("data", (chunk: Buffer) => link.data(chunk));
@@ -56,6 +69,7 @@ export class TcpTransport extends BaseTransport {
     });
     sock.on("close", () => {
       this.clock.clearTimeout(timer);
+      if (this.sock === sock) this.sock = undefined;
       link.failed(lastError ?? new Error("connection closed by the other end"));
     });
     return {

@@ -6,6 +6,7 @@ import { type Clock, systemClock, type Timer } from "../../util/clock.js";
 import { createLogger, type Logger } from "../../util/log.js";
 import { keyBytes } from "../glo-cipher.js";
 import { SourceHealth } from "../health.js";
+import { ShareServer } from "../share.js";
 import type { Telegram } from "./decode.js";
 import { splitTelegrams } from "./framer.js";
 import { DsmrStream, type StreamItem } from "./stream.js";
@@ -46,6 +47,8 @@ export class DsmrSource {
   private settled = false;
   private noKeyLogged = false;
   private quietTimer?: Timer;
+  /** `share`: the raw bytes to other programs over TCP. */
+  private readonly share?: ShareServer;
   private autoTimer?: Timer;
   private stopped = false;
   private resolveFinished!: () => void;
@@ -87,6 +90,11 @@ export class DsmrSource {
       timeoutS: cfg.port.startsWith("file:") ? 0 : cfg.timeout,
       statusEveryMs: opts.statusEveryMs,
     });
+    if (cfg.share)
+      this.share = new ShareServer(
+        { port: cfg.share.port, host: cfg.share.host, maxClients: cfg.share.max_clients },
+        this.log,
+      );
     this.transport.on("data", (chunk) => this.onData(chunk));
     this.transport.on("open", () => {
       this.stream.reset();
@@ -120,12 +128,16 @@ export class DsmrSource {
     );
     this.transport.start();
     this.health.start();
+    this.share?.start().catch((err: Error) =>
+      this.log.error(`cannot share the meter's data on port ${this.cfg.share?.port}: ${err.message}`),
+    );
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.autoTimer) this.clock.clearTimeout(this.autoTimer);
     this.clearQuiet();
+    await this.share?.stop();
     this.health.stop();
     await this.transport.stop();
   }
@@ -135,6 +147,7 @@ export class DsmrSource {
   }
 
   private onData(chunk: Buffer): void {
+    this.share?.write(chunk);
     this.stream.push(chunk, this.items);
     this.drain();
     // A meter that sends no '!' ends its telegram by going quiet (and by starting the next one).

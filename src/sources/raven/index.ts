@@ -121,7 +121,7 @@ export class RavenSource {
     this.integrator = new DemandIntegrator(Math.max(300_000, 3 * cfg.demand_interval * 1000));
     this.transport =
       opts.transport ??
-      (cfg.port.startsWith("file:")
+      (cfg.port.startsWith("file:") || cfg.port.startsWith("tcp://")
         ? createTransport(cfg.port, {
             replay: { intervalMs: cfg.replay_interval_ms, loop: cfg.replay_loop, split: splitFragments },
             clock: this.clock,
