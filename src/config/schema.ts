@@ -390,9 +390,7 @@ export const ConfigSchema = z
       seen.add(m.id);
     });
     // The load advisor needs grid power as it happens; interval meters deliver yesterday's.
-    const live = cfg.meters
-      .filter((m) => m.type === "dsmr" || m.type === "han" || m.type === "raven")
-      .map((m) => m.id);
+    const live = cfg.meters.filter((m) => m.type === "dsmr" || m.type === "han" || m.type === "raven").map((m) => m.id);
     const meters = live.join(", ") || "none configured";
     const loads = new Set<string>();
     cfg.loads.forEach((l, i) => {

@@ -128,9 +128,11 @@ export class DsmrSource {
     );
     this.transport.start();
     this.health.start();
-    this.share?.start().catch((err: Error) =>
-      this.log.error(`cannot share the meter's data on port ${this.cfg.share?.port}: ${err.message}`),
-    );
+    this.share
+      ?.start()
+      .catch((err: Error) =>
+        this.log.error(`cannot share the meter's data on port ${this.cfg.share?.port}: ${err.message}`),
+      );
   }
 
   async stop(): Promise<void> {
