@@ -14,11 +14,12 @@ Usage:
   meter2mqtt run [--config FILE]        the bridge (without --config: /data/options.json, as the add-on)
   meter2mqtt demo [--interval MS]       replays bundled captures through the whole pipeline with an
                                         embedded MQTT broker and an archive under ./data
-  meter2mqtt decode --format dsmr|raven|smt-csv|smarthub-json [--timezone ZONE] [--raw]
+  meter2mqtt decode --format dsmr|han|raven|smt-csv|smarthub-json [--timezone ZONE] [--raw]
                   [--key HEX [--aad HEX]] [FILE|-]
                                         one JSON object per telegram on stdout; each rejected
                                         frame as one line on stderr with the reason; --key and
-                                        --aad read encrypted P1 (the keys from your grid operator)
+                                        --aad read encrypted P1 and HAN (the keys from your grid
+                                        operator); han reads raw bytes or hex text
 ${IMPORT_USAGE}
 ${REPORT_USAGE}
 ${EXPORT_USAGE}

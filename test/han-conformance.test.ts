@@ -11,6 +11,7 @@ import { hanDecoder } from "../src/sources/han/cli.js";
 import type { HanTelegram } from "../src/sources/han/decode.js";
 import { type HanItem, HanStream } from "../src/sources/han/stream.js";
 import type { DecodeItem } from "../src/sources/index.js";
+import { spawnCli } from "./helpers/bridge.js";
 
 const DIR = join(import.meta.dirname, "../../shared/data/dlms");
 const have = existsSync(DIR);
@@ -194,6 +195,25 @@ describe.skipIf(!have)("decode --format han", () => {
     expect(j.time).toBe("2019-12-16T06:59:40.000Z");
     expect(j.values.energy_import_kwh).toBeCloseTo(10049.926, 9);
   });
+
+  it("is a format of the command: one JSON line per frame, rejected ones on stderr", async () => {
+    const p = spawnCli([
+      "decode",
+      "--format",
+      "han",
+      "--key",
+      KEY.toString("hex").toUpperCase(),
+      join(DIR, "encrypted/aidon-example-2-with-aad.txt"),
+    ]);
+    expect(await p.exit).toBe(0);
+    // Without the authentication key the frame is refused, and the key is not repeated back.
+    expect(p.output()).toMatch(/authentication failed/);
+    expect(p.output().toLowerCase()).not.toContain(KEY.toString("hex"));
+    const ok = spawnCli(["decode", "--format", "han", join(DIR, "kamstrup-example-1.txt")]);
+    expect(await ok.exit).toBe(0);
+    const line = JSON.parse(ok.output().trim()) as { meter: { manufacturer: string } };
+    expect(line.meter.manufacturer).toBe("Kamstrup");
+  }, 30_000);
 
   it("decrypts with --key and --aad; says what is missing without them", async () => {
     const text = readFileSync(join(DIR, "encrypted/aidon-example-2-with-aad.txt"));
