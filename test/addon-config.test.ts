@@ -623,6 +623,8 @@ const SAMPLES: Record<string, unknown> = {
   "mqtt.client_id": "meter2mqtt-cupboard",
   "meters.key": "00112233445566778899aabbccddeeff",
   "meters.aad": "3000112233445566778899aabbccddee",
+  "meters.share_port": 2323,
+  "meters.share_host": "0.0.0.0",
   "loads.id": "boiler",
   "loads.name": "Hot water",
   "loads.meter": "home",
@@ -679,6 +681,15 @@ describe("the add-on's options map onto the app's config schema", () => {
       const props = appProps(target);
       if (props.length === 0) problems.push(`${path}: not a key of the app's config (${target})`);
       if (!type || CONVERTED.has(path)) continue;
+      // A list offers the values of every meter type that has the key (baud: DSMR's and HAN's rates); a value a
+      // type does not take, the app refuses by name.
+      const offered = RE_SCHEMA_ELEMENT.exec(type)!.groups?.list?.split("|");
+      if (offered && props.length > 1 && props.every((p) => literals(p))) {
+        const union = [...new Set(props.flatMap((p) => literals(p)!))].sort();
+        if (union.join("|") !== [...offered].sort().join("|"))
+          problems.push(`${path}: offers ${offered.join("|")}, the app takes ${union.join("|")}`);
+        continue;
+      }
       for (const p of props) {
         const why = incompatible(type, p);
         if (why) problems.push(`${path}: ${why}`);
@@ -709,7 +720,7 @@ describe("the add-on's options map onto the app's config schema", () => {
     const uncovered = leaves.filter((leaf) => {
       const key = leaf.replace(/\[\]$/, "");
       if (offered.has(key) || offered.has(leaf)) return false;
-      if ((ADDON_FILLED as readonly string[]).includes(key)) return false;
+      if (ADDON_FILLED.some((p) => key === p || key.startsWith(`${p}.`))) return false;
       return !Object.keys(YAML_ONLY).some((p) => leaf === p || leaf.startsWith(`${p}.`) || leaf.startsWith(`${p}[`));
     });
     expect(uncovered).toEqual([]);
@@ -798,8 +809,11 @@ describe("the add-on's options map onto the app's config schema", () => {
         const base: Obj = { ...options, meters: [home] };
         const [head, field] = path.split(".");
         const node = schema[head!]!;
-        if (head === "meters") (base.meters as Obj[])[0] = { ...home, [field!]: value };
-        else if (Array.isArray(node)) base[head!] = [{ ...(sampleNode(head!, node[0]!) as Obj), [field!]: value }];
+        // A meter type that takes the value (2400 baud is HAN's).
+        if (head === "meters") {
+          const takes = appMeters.find((v) => literals(propAt(v, field!) ?? {})?.includes(value));
+          (base.meters as Obj[])[0] = { ...home, type: meterTypeOf(takes!), [field!]: value };
+        } else if (Array.isArray(node)) base[head!] = [{ ...(sampleNode(head!, node[0]!) as Obj), [field!]: value }];
         else if (field) base[head!] = { ...(sampleNode(head!, node) as Obj), [field]: value };
         else base[head!] = value;
         const cfg = toApp(base) as unknown as Obj;

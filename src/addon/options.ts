@@ -58,7 +58,10 @@ export const SHARE_DIR = "/share";
  * the app's schema and config.yaml.
  */
 export const NESTED_OPTIONS: Readonly<Record<string, Readonly<Record<string, readonly string[]>>>> = {
-  meters: { imap: ["host", "port", "tls", "user", "password", "sender", "mailbox", "move_to", "flag", "ca"] },
+  meters: {
+    imap: ["host", "port", "tls", "user", "password", "sender", "mailbox", "move_to", "flag", "ca"],
+    share: ["port", "host", "max_clients"],
+  },
   mqtt: {
     min_interval: [
       "energy",
@@ -100,16 +103,11 @@ export const FLATTENED_METER_OPTIONS: Readonly<Record<string, string>> = Object.
 export const TARIFF_OPTIONS = ["name", "meters", "currency", "timezone", "import", "export", "daily_charge"] as const;
 
 /**
- * App config keys the add-on fills in itself, never read from the options: the archive's place in /data (kept in
- * backups), Home Assistant through the Supervisor's proxy, the web server the Supervisor's watchdog asks.
+ * App config keys (and key paths below them) the app decides itself, never read from the options or the YAML file:
+ * the archive's place in /data (kept in backups), Home Assistant through the Supervisor's proxy, and the web server
+ * the Supervisor's watchdog asks (its page, when there is one, is for ingress, which has Home Assistant's login).
  */
-export const ADDON_FILLED = [
-  "archive.path",
-  "homeassistant.url",
-  "homeassistant.token",
-  "web.port",
-  "web.host",
-] as const;
+export const ADDON_FILLED = ["archive.path", "homeassistant.url", "homeassistant.token", "web"] as const;
 
 /** The port of config.yaml's `watchdog` URL: the bridge's GET /health, on the app's network only (no `ports:`). */
 export const WEB_PORT = 8099;
