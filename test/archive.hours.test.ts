@@ -55,6 +55,10 @@ function reading(t: number): Reading {
       energy_import_tariff1_kwh: Math.round(base / 2 + imp / 2) / 1000,
       energy_export_kwh: Math.round(exp) / 1000,
       power_import_w: 500,
+      // The gas meter's value of 5 minutes before, reaching the meter 2.5 minutes late (no milliseconds, as DSMR).
+      gas_m3:
+        Math.round(700_000 + (COUNTED[Math.max(0, (t - WEEKS[0][0]) / STEP - 1)] as [number, number])[0] / 7) / 1000,
+      gas_at: new Date(Math.floor((t - 150_000) / 300_000) * 300_000).toISOString().replace(".000Z", "Z"),
     },
   };
 }
@@ -79,7 +83,15 @@ const CONFIG = parseConfig({
 
 /** The views of 002 and 007 as they were, as temporary views named old_*. */
 function oldViews(db: Database.Database): void {
-  const names = ["energy_hourly", "energy_daily", "report_hourly", "report_daily", "report_monthly"];
+  const names = [
+    "energy_hourly",
+    "energy_daily",
+    "gas_hourly",
+    "gas_daily",
+    "report_hourly",
+    "report_daily",
+    "report_monthly",
+  ];
   for (const file of ["002_views.sql", "007_tariffs_reports.sql"]) {
     let sql = readFileSync(join(sqlDir(), file), "utf8");
     for (const n of names) sql = sql.replace(new RegExp(`\\b${n}\\b`, "g"), `old_${n}`);
@@ -146,6 +158,10 @@ function compare(db: Database.Database, late: boolean): void {
   expect(daily).toEqual(all(db, `SELECT * FROM old_energy_daily WHERE day > '${firstDay}' ORDER BY day`));
   expect(daily.map((r) => r.day)).toContain("2025-03-30");
   expect(daily.map((r) => r.day)).toContain("2025-10-26");
+  const gas = all(db, "SELECT * FROM gas_hourly ORDER BY meter_id, hour");
+  expect(gas.length).toBeGreaterThan(300);
+  expect(gas).toEqual(all(db, "SELECT * FROM old_gas_hourly ORDER BY meter_id, hour"));
+  expect(all(db, "SELECT * FROM gas_daily ORDER BY day")).toEqual(all(db, "SELECT * FROM old_gas_daily ORDER BY day"));
 
   const reports = all(db, `SELECT * FROM report_daily WHERE day > '${firstDay}' ORDER BY day`);
   expect(reports).toEqual(all(db, `SELECT * FROM old_report_daily WHERE day > '${firstDay}' ORDER BY day`));
@@ -199,7 +215,7 @@ describe("energy_hours", () => {
     try {
       migrate(db, old);
       const insert = db.prepare(
-        "INSERT INTO readings (meter_id, time, energy_import_kwh, energy_import_tariff1_kwh, energy_export_kwh) VALUES (?, ?, ?, ?, ?)",
+        "INSERT INTO readings (meter_id, time, energy_import_kwh, energy_import_tariff1_kwh, energy_export_kwh, gas_m3, gas_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
       );
       for (const t of [...times(), LATE]) {
         const v = reading(t).values;
@@ -209,6 +225,8 @@ describe("energy_hours", () => {
           v.energy_import_kwh,
           v.energy_import_tariff1_kwh,
           v.energy_export_kwh,
+          v.gas_m3,
+          v.gas_at,
         );
       }
       expect(migrate(db, sqlDir())).toContain("008_energy_hours");
@@ -220,6 +238,9 @@ describe("energy_hours", () => {
       db.exec(`ATTACH '${path}' AS kept`);
       expect(all(db, "SELECT * FROM main.energy_hours ORDER BY hour")).toEqual(
         all(db, "SELECT * FROM kept.energy_hours ORDER BY hour"),
+      );
+      expect(all(db, "SELECT * FROM main.gas_hours ORDER BY hour")).toEqual(
+        all(db, "SELECT * FROM kept.gas_hours ORDER BY hour"),
       );
     } finally {
       db.close();

@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import Database from "better-sqlite3";
-import { hourKeeper } from "./hours.js";
+import { gasKeeper, hourKeeper } from "./hours.js";
 
 /**
  * Opening and migrating the archive database. Used by the worker (the one writer) and by read-only
@@ -78,6 +78,8 @@ export function migrate(db: Database.Database, dir: string, now: () => number = 
   // Hourly energy of an archive that existed before energy_hours (008): filled by the same code that keeps it.
   if (db.prepare("SELECT 1 FROM sqlite_master WHERE name = 'energy_hours_pending'").get())
     db.transaction(() => hourKeeper(db).completePending()).immediate();
+  if (db.prepare("SELECT 1 FROM sqlite_master WHERE name = 'gas_hours_pending'").get())
+    db.transaction(() => gasKeeper(db).completePending()).immediate();
   return applied;
 }
 

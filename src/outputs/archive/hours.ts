@@ -106,3 +106,70 @@ export function hourKeeper(db: Database.Database): HourKeeper {
     },
   };
 }
+
+/** How far from a gas hour its readings are looked for by `time`: the gas value reaches the meter minutes to an hour late. */
+const GAS_BEFORE_MS = HOUR_MS;
+const GAS_AFTER_MS = 5 * HOUR_MS;
+
+/**
+ * Keeps gas_hours (sql/011_gas_hours.sql), the same way for the gas register: each gas hour (of the gas meter's own
+ * reading time) that readings were stored for gets its newest gas value again, found among the readings stored from
+ * an hour before it to five hours after (by `time`, the primary key), and its gas and the next hour's are worked out
+ * again. A meter's first hour has nothing to subtract from (NULL), as before.
+ */
+export function gasKeeper(db: Database.Database): HourKeeper {
+  const normal = "strftime('%Y-%m-%dT%H:%M:%fZ', gas_at)";
+  const latest = db.prepare<{ m: string; w0: string; w1: string; t0: string; t1: string }>(
+    `SELECT at, gas_m3 AS g FROM (
+       SELECT ${normal} AS at, gas_m3 FROM readings
+        WHERE meter_id = @m AND time > @w0 AND time <= @w1 AND gas_at IS NOT NULL AND gas_m3 IS NOT NULL)
+     WHERE at > @t0 AND at <= @t1 ORDER BY at DESC LIMIT 1`,
+  );
+  const upsert = db.prepare(
+    `INSERT INTO gas_hours (meter_id, hour, at, r_gas, pending) VALUES (?, ?, ?, ?, 1)
+     ON CONFLICT (meter_id, hour) DO UPDATE SET at = excluded.at, r_gas = excluded.r_gas, pending = 1`,
+  );
+  const drop = db.prepare<[string, string]>("DELETE FROM gas_hours WHERE meter_id = ? AND hour = ?");
+  const next = db.prepare<[string, string]>(
+    "SELECT hour FROM gas_hours WHERE meter_id = ? AND hour > ? ORDER BY hour LIMIT 1",
+  );
+  const gas = db.prepare<{ m: string; h: string }>(
+    `UPDATE gas_hours AS c SET gas_m3 = CASE WHEN d.g >= 0 THEN round(d.g, 6) END, pending = 0
+     FROM (
+       SELECT x.r_gas - p.r_gas AS g
+       FROM (SELECT * FROM gas_hours WHERE meter_id = @m AND hour = @h) x
+       LEFT JOIN gas_hours p ON p.meter_id = x.meter_id
+         AND p.hour = (SELECT max(q.hour) FROM gas_hours q WHERE q.meter_id = x.meter_id AND q.hour < x.hour)
+     ) d
+     WHERE c.meter_id = @m AND c.hour = @h`,
+  );
+  const pending = db.prepare("SELECT meter_id AS m, hour AS h FROM gas_hours WHERE pending = 1");
+  return {
+    update(meterId, hours) {
+      const redo = new Set<string>();
+      for (const ms of hours) {
+        const h = hourKey(ms);
+        const found = latest.get({
+          m: meterId,
+          w0: timeKey(ms - GAS_BEFORE_MS),
+          w1: timeKey(ms + GAS_AFTER_MS),
+          t0: timeKey(ms),
+          t1: timeKey(ms + HOUR_MS),
+        }) as { at: string; g: number } | undefined;
+        if (found) upsert.run(meterId, h, found.at, found.g);
+        else drop.run(meterId, h);
+        redo.add(h);
+        const after = next.get(meterId, h) as { hour: string } | undefined;
+        if (after) redo.add(after.hour);
+      }
+      for (const h of redo) gas.run({ m: meterId, h });
+    },
+    completePending() {
+      const rows = pending.all() as { m: string; h: string }[];
+      db.transaction(() => {
+        for (const r of rows) gas.run(r);
+      })();
+      return rows.length;
+    },
+  };
+}

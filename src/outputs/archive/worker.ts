@@ -3,7 +3,7 @@ import { parentPort, workerData } from "node:worker_threads";
 import type Database from "better-sqlite3";
 import { calendarStore } from "../../tariffs/calendar.js";
 import { migrate, missingColumns, openWritable, sqlDir } from "./db.js";
-import { hourKeeper, hourOf } from "./hours.js";
+import { gasKeeper, hourKeeper, hourOf } from "./hours.js";
 import { intervalStore } from "./intervals.js";
 import { maintenanceStore } from "./maintenance.js";
 import type { ArchiveStore, Batch, FromWorker, MeterRow, ToWorker, WorkerInit } from "./protocol.js";
@@ -49,6 +49,9 @@ function prepare(db: Database.Database): (batch: Batch) => number {
   const nStr = init.stringColumns.length;
   const params: (string | number | null)[] = new Array(2 + nNum + nStr).fill(null);
   const hours = hourKeeper(db);
+  const gasHours = gasKeeper(db);
+  const gasM3 = init.numberColumns.indexOf("gas_m3");
+  const gasAt = init.stringColumns.indexOf("gas_at");
   const count = db.prepare("UPDATE meters SET readings = readings + ? WHERE id = ?");
   const retentionMs = init.retentionDays ? init.retentionDays * 86_400_000 : undefined;
 
@@ -58,6 +61,8 @@ function prepare(db: Database.Database): (batch: Batch) => number {
     const span = new Map<string, [number, number]>();
     /** Hours (UTC ms) that gained readings, per meter. */
     const touched = new Map<string, Set<number>>();
+    /** Gas hours (UTC ms, of the gas meter's own reading time) that gained readings, per meter. */
+    const gasTouched = new Map<string, Set<number>>();
     /** Readings stored, per meter. */
     const perMeter = new Map<string, number>();
     for (let i = 0; i < b.count; i++) {
@@ -74,6 +79,13 @@ function prepare(db: Database.Database): (batch: Batch) => number {
       inserted += changes;
       if (changes > 0) {
         perMeter.set(meterId, (perMeter.get(meterId) ?? 0) + 1);
+        const at = gasM3 >= 0 && gasAt >= 0 && params[2 + gasM3] !== null ? params[2 + nNum + gasAt] : null;
+        const atMs = typeof at === "string" ? Date.parse(at) : Number.NaN;
+        if (Number.isFinite(atMs)) {
+          const g = gasTouched.get(meterId);
+          if (g) g.add(hourOf(atMs));
+          else gasTouched.set(meterId, new Set([hourOf(atMs)]));
+        }
         const set = touched.get(meterId);
         if (set) set.add(hourOf(t));
         else touched.set(meterId, new Set([hourOf(t)]));
@@ -89,6 +101,11 @@ function prepare(db: Database.Database): (batch: Batch) => number {
     const kept = retentionMs === undefined ? Number.NEGATIVE_INFINITY : Date.now() - retentionMs;
     for (const [id, set] of touched)
       hours.update(
+        id,
+        [...set].filter((h) => h >= kept).sort((a, b) => a - b),
+      );
+    for (const [id, set] of gasTouched)
+      gasHours.update(
         id,
         [...set].filter((h) => h >= kept).sort((a, b) => a - b),
       );
