@@ -15,6 +15,7 @@ import { type Clock, systemClock } from "./util/clock.js";
 import { type ArchiveLock, lockArchive } from "./util/lock.js";
 import { createLogger, type Logger, setLogLevel } from "./util/log.js";
 import { VERSION } from "./version.js";
+import { Page } from "./web/api.js";
 import { sendJson, WebServer } from "./web/server.js";
 
 export interface Source {
@@ -55,6 +56,8 @@ export class App {
   /** The bridge's own health (src/health.ts), on MQTT and at GET /health. */
   health?: HealthMonitor;
   web?: WebServer;
+  /** The bridge's page and its API (src/web/), with `web:`. */
+  page?: Page;
   private readonly log: Logger;
   private readonly clock: Clock;
   private stopping?: Promise<void>;
@@ -169,10 +172,30 @@ export class App {
     const web = this.config.web;
     if (!web) return;
     const server = new WebServer(web, createLogger("web"));
-    server.get("/health", (_req, res) => {
-      const r = health.report();
-      sendJson(res, r.status === "ok" ? 200 : 503, r);
+    // Open to Docker's HEALTHCHECK and the watchdog, whatever web.auth and web.ingress say.
+    server.get(
+      "/health",
+      (_req, res) => {
+        const r = health.report();
+        sendJson(res, r.status === "ok" ? 200 : 503, r);
+      },
+      { open: true },
+    );
+    const page = new Page({
+      config: this.config,
+      bus: this.bus,
+      clock: this.clock,
+      log: createLogger("web"),
+      health,
+      ...(mqtt ? { mqtt } : {}),
+      ...(archive ? { archive } : {}),
+      ...(this.statistics ? { statistics: this.statistics } : {}),
+      ...(influx ? { influx } : {}),
+      ...(this.loads ? { loads: this.loads } : {}),
     });
+    page.mount(server);
+    page.start();
+    this.page = page;
     this.web = server;
     await server.start();
   }
@@ -275,6 +298,7 @@ export class App {
   private async doStop(): Promise<void> {
     this.log.info("stopping");
     this.health?.stop();
+    this.page?.stop();
     await this.web?.stop();
     await Promise.allSettled(this.sources.map((s) => s.stop()));
     await this.bus.idle();

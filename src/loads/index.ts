@@ -85,9 +85,7 @@ export class LoadAdvisorService {
       );
       this.unsubscribe.push(
         mqtt.subscribe(loadModeTopic(base, l.id), (payload) => {
-          const mode = payload.length <= MAX_MODE_LENGTH ? payload.trim().toLowerCase() : "";
-          if (MODES.includes(mode as Mode)) this.advisor.setMode(l.id, mode as Mode);
-          else
+          if (!this.setMode(l.id, payload))
             this.limiter.warn(
               `mode:${l.id}`,
               `${l.id}: mode ${quote(payload)} on ${loadModeTopic(base, l.id)} ignored, expected ${MODES.join(", ")}`,
@@ -112,6 +110,22 @@ export class LoadAdvisorService {
       this.unsubscribe.push(stop);
     }
     for (const s of this.advisor.snapshots()) this.publish(s);
+  }
+
+  /**
+   * A mode command (the MQTT select, the web page): "auto", "on" or "off", any case, spaces around it ignored.
+   * Returns false, changing nothing, for an unknown load or mode.
+   */
+  setMode(id: string, payload: string): boolean {
+    const mode = payload.length <= MAX_MODE_LENGTH ? payload.trim().toLowerCase() : "";
+    if (!this.loads.has(id) || !MODES.includes(mode as Mode)) return false;
+    this.advisor.setMode(id, mode as Mode);
+    return true;
+  }
+
+  /** The configured loads, in the configuration's order. */
+  get configured(): readonly LoadConfig[] {
+    return [...this.loads.values()];
   }
 
   stop(bus: Bus): void {
