@@ -162,6 +162,8 @@ async function main(): Promise<void> {
     );
   if (!process.env.BENCH_ONLY || process.env.BENCH_ONLY === "decode")
     for (const [k, v] of Object.entries(benchEncrypted())) print(k, v);
+  if (!process.env.BENCH_ONLY || process.env.BENCH_ONLY === "decode")
+    for (const [k, v] of Object.entries((await import("./han.js")).benchHan())) print(k, v);
   if (process.env.BENCH_ONLY !== "decode") await latency(1000);
   if (process.env.BENCH_ONLY === "latency") return;
   for (const [k, v] of Object.entries(await benchRaven())) print(`raven ${k}`, String(v));

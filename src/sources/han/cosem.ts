@@ -193,10 +193,6 @@ export function readList(body: Data): CosemList | string {
   return `a COSEM list of ${items.length} elements of no known layout`;
 }
 
-// What the objects mean: catalogue quantities (the same table as DSMR's) and the meter's identity.
-const QUANTITY = new Map<string, string>();
-for (const [code, name] of NUMERIC) if (!QUANTITY.has(code)) QUANTITY.set(code, name);
-
 /** DLMS unit codes a quantity may come in (by the catalogue unit its name ends with). */
 const UNIT_OF_SUFFIX: ReadonlyArray<readonly [RegExp, number, number]> = [
   // suffix, DLMS unit, power of ten to the catalogue unit
@@ -209,6 +205,18 @@ const UNIT_OF_SUFFIX: ReadonlyArray<readonly [RegExp, number, number]> = [
   [/_a$/, 33, 0],
   [/_hz$/, 44, 0],
 ];
+
+// What the objects mean: catalogue quantities (the same table as DSMR's, on channel 0 or 1: Aidon and Kamstrup
+// number their registers 1-1:…), each with the DLMS unit it must come in and the power of ten to the catalogue's.
+const QUANTITY = new Map<string, { name: string; unit?: number; exp: number }>();
+for (const [code, name] of NUMERIC) {
+  const rule = UNIT_OF_SUFFIX.find(([re]) => re.test(name));
+  const q = { name, unit: rule?.[1], exp: rule?.[2] ?? 0 };
+  for (const ch of ["1-0:", "1-1:"]) {
+    const key = ch + code.slice(4);
+    if (!QUANTITY.has(key)) QUANTITY.set(key, q);
+  }
+}
 
 const IDENTITY: Readonly<Record<string, "version" | "meterId" | "meterType" | "name" | "clock">> = {
   "1-1:0.2.129": "version",
@@ -275,20 +283,14 @@ export function listValues(list: CosemList): ListValues {
       if (t !== undefined) identity[role] = t.trim();
       continue;
     }
-    // Electricity codes on channel 0 or 1 (Aidon and Kamstrup number their registers 1-1:…).
-    const m = /^1-[01]:(\d+\.\d+\.\d+)$/.exec(o.obis);
-    const name = m ? QUANTITY.get(`1-0:${m[1]}`) : undefined;
+    const q = QUANTITY.get(o.obis);
     const raw = numberOf(o.value);
-    if (!name || raw === undefined) {
+    // Unknown codes, and values in another unit than the quantity's (a meter's own reading of a code), are left.
+    if (!q || raw === undefined || (q.unit !== undefined && o.unit !== undefined && o.unit !== q.unit)) {
       unknown.push(o);
       continue;
     }
-    const rule = UNIT_OF_SUFFIX.find(([re]) => re.test(name));
-    if (rule && o.unit !== undefined && o.unit !== rule[1]) {
-      unknown.push(o);
-      continue;
-    }
-    values[name] = scale(raw, (o.scaler ?? 0) + (rule?.[2] ?? 0));
+    values[q.name] = scale(raw, (o.scaler ?? 0) + q.exp);
   }
   const imp = values.power_import_w;
   const exp = values.power_export_w;

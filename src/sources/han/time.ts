@@ -16,23 +16,42 @@ export function dlmsDateTime(b: Uint8Array, zone: string): number | undefined {
   if (year === 0xffff || month < 1 || month > 12 || day < 1 || day > 31) return undefined;
   if (hour > 23 || minute > 59 || second > 59 || hundredths > 99) return undefined;
   const deviation = (((b[9]! << 8) | b[10]!) << 16) >> 16;
-  const status = b[11]!;
   if (deviation !== -0x8000) {
     if (deviation < -720 || deviation > 720) return undefined;
     const local = Date.UTC(year, month - 1, day, hour, minute, second, hundredths * 10);
     if (new Date(local).getUTCDate() !== day) return undefined;
     return local + deviation * 60_000;
   }
-  const dt = DateTime.fromObject({ year, month, day, hour, minute, second, millisecond: hundredths * 10 }, { zone });
-  if (!dt.isValid || dt.day !== day) return undefined;
-  const ms = dt.toMillis();
-  if (status !== 0xff) {
-    // On the repeated hour the same wall clock is two instants; the status says which.
-    const dst = (status & 0x80) !== 0;
-    for (const cand of [ms, ms - 3_600_000, ms + 3_600_000]) {
-      const c = DateTime.fromMillis(cand, { zone });
-      if (c.isInDST === dst && c.hour === hour && c.minute === minute && c.day === day) return cand;
+  const status = b[11]!;
+  const start = hourStart(zone, year, month, day, hour, status === 0xff ? undefined : (status & 0x80) !== 0);
+  return start === undefined ? undefined : start + minute * 60_000 + second * 1000 + hundredths * 10;
+}
+
+/**
+ * UTC ms of the start of a local hour in a zone, cached: a meter sends the same hour hundreds of times, and the zone
+ * rules (luxon) cost more than the rest of the frame. Offsets change on whole hours in the zones HAN meters use.
+ */
+const HOURS = new Map<string, number | undefined>();
+
+function hourStart(zone: string, year: number, month: number, day: number, hour: number, dst?: boolean) {
+  const key = `${zone}|${year}|${month}|${day}|${hour}|${dst}`;
+  if (HOURS.has(key)) return HOURS.get(key);
+  if (HOURS.size >= 512) HOURS.clear();
+  let out: number | undefined;
+  const dt = DateTime.fromObject({ year, month, day, hour }, { zone });
+  if (dt.isValid && dt.day === day && dt.hour === hour) {
+    out = dt.toMillis();
+    if (dst !== undefined) {
+      // On the repeated hour the same wall clock is two instants; the clock status says which.
+      for (const cand of [out, out - 3_600_000, out + 3_600_000]) {
+        const c = DateTime.fromMillis(cand, { zone });
+        if (c.isInDST === dst && c.hour === hour && c.day === day) {
+          out = cand;
+          break;
+        }
+      }
     }
   }
-  return ms;
+  HOURS.set(key, out);
+  return out;
 }
