@@ -222,7 +222,7 @@ export class App {
       { url: ha.url, token: ha.token },
       withTariffCost(
         archiveStatistics(this.archive),
-        this.config.archive.path,
+        this.archive,
         // Where the utility gives cost (SmartHub), that is the cost; the tariff prices only what comes without.
         calendarMeters(this.config).filter((m) => this.meterType(m.id) === "smt"),
         () => this.clock.now(),

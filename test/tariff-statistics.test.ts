@@ -58,7 +58,7 @@ describe("cost statistics from a tariff", () => {
   });
 
   it("sends meter2mqtt:texas_cost in USD: each hour's import at its prices plus the hour's share of the day's charge", async () => {
-    const store = withTariffCost(archiveStatistics(archive), join(dir, "a.sqlite"), calendarMeters(config), () =>
+    const store = withTariffCost(archiveStatistics(archive), archive, calendarMeters(config), () =>
       Date.parse("2024-11-04T15:00:00Z"),
     );
     const out = new StatisticsOutput({ url: ha.url, token: ha.token }, store, [{ id: "texas", currency: "USD" }], {

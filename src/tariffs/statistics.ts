@@ -8,7 +8,7 @@ import type Database from "better-sqlite3";
 import type { HourRow } from "../intervals/types.js";
 import { migrate, openWritable, sqlDir } from "../outputs/archive/db.js";
 import type { StatisticsArchive } from "../outputs/statistics/sync.js";
-import { type CalendarMeter, firstData, writeCalendar } from "./calendar.js";
+import { type CalendarMeter, type CalendarSpec, calendarSpec, firstData, fromSpec, writeCalendar } from "./calendar.js";
 
 const HOUR_MS = 3_600_000;
 
@@ -30,14 +30,30 @@ export function tariffHourlyCost(db: Database.Database, meter: CalendarMeter, no
   });
 }
 
+/** The cost hours as the archive's worker works them out, on its connection (src/outputs/archive/worker.ts). */
+export function costStore(db: Database.Database) {
+  return {
+    tariffHourlyCost(spec: CalendarSpec, now: number): HourRow[] {
+      return tariffHourlyCost(db, fromSpec(spec), now);
+    },
+  };
+}
+export type CostStore = ReturnType<typeof costStore>;
+
+/** Where the cost hours are worked out: the archive's worker (Archive.call). */
+export interface CostRunner {
+  call(method: "tariffHourlyCost", ...args: Parameters<CostStore["tariffHourlyCost"]>): Promise<HourRow[]>;
+}
+
 /**
  * The statistics archive with the cost of the given meters computed from their tariffs; other meters' cost (the
- * utility's, SmartHub) comes from the archive as before. The calendar and the view need a connection of their own:
- * once a day, after the data changed, not on the meter→MQTT path.
+ * utility's, SmartHub) comes from the archive as before. The calendar and the view run in the archive's worker when
+ * given the archive (the bridge), or on a connection of their own to the file at `archive` (tools, tests): once a
+ * day, after the data changed.
  */
 export function withTariffCost(
   store: StatisticsArchive,
-  path: string,
+  archive: string | CostRunner,
   meters: readonly CalendarMeter[],
   now: () => number,
 ): StatisticsArchive {
@@ -48,7 +64,8 @@ export function withTariffCost(
     hourlyCost: async (meterId) => {
       const meter = priced.get(meterId);
       if (!meter) return (await store.hourlyCost?.(meterId)) ?? [];
-      const db = openWritable(path);
+      if (typeof archive !== "string") return archive.call("tariffHourlyCost", calendarSpec(meter), now());
+      const db = openWritable(archive);
       try {
         migrate(db, sqlDir());
         return tariffHourlyCost(db, meter, now());

@@ -1,11 +1,12 @@
 /** Messages between the Archive (main thread) and its writer worker. */
 
 import type { CalendarStore } from "../../tariffs/calendar.js";
+import type { CostStore } from "../../tariffs/statistics.js";
 import type { IntervalStore } from "./intervals.js";
 import type { MaintenanceStore } from "./maintenance.js";
 
-/** What the worker answers calls for: the interval tables, the tariff calendar, retention and sizes. */
-export type ArchiveStore = IntervalStore & CalendarStore & MaintenanceStore;
+/** What the worker answers calls for: the interval tables, the tariff calendar and cost, retention and sizes. */
+export type ArchiveStore = IntervalStore & CalendarStore & CostStore & MaintenanceStore;
 
 export interface MeterRow {
   id: string;

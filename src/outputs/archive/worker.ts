@@ -2,6 +2,7 @@ import { statSync } from "node:fs";
 import { parentPort, workerData } from "node:worker_threads";
 import type Database from "better-sqlite3";
 import { calendarStore } from "../../tariffs/calendar.js";
+import { costStore } from "../../tariffs/statistics.js";
 import { migrate, missingColumns, openWritable, sqlDir } from "./db.js";
 import { gasKeeper, hourKeeper, hourOf } from "./hours.js";
 import { intervalStore } from "./intervals.js";
@@ -138,7 +139,7 @@ try {
       } catch {}
     return bytes;
   };
-  store = { ...intervalStore(db), ...calendarStore(db), ...maintenanceStore(db, fileSize) };
+  store = { ...intervalStore(db), ...calendarStore(db), ...costStore(db), ...maintenanceStore(db, fileSize) };
   send({ type: "ready", migrations });
 } catch (err) {
   try {
