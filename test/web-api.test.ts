@@ -7,8 +7,10 @@ import { sendJson, WebServer } from "../src/web/server.js";
 import { corrupt, FIXTURE_DAYS, INTERVAL_MONTH, startWebBridge, type WebBridge } from "./helpers/web.js";
 
 const MQTT_PASSWORD = "s3cret-mqtt-pa55word";
+// biome-ignore lint/suspicious/noExplicitAny: the API's JSON, checked field by field by the assertions
+type Json = any;
 
-async function json(b: WebBridge, path: string, init?: RequestInit): Promise<{ status: number; body: any }> {
+async function json(b: WebBridge, path: string, init?: RequestInit): Promise<{ status: number; body: Json }> {
   const res = await fetch(new URL(path, b.url), init);
   return { status: res.status, body: await res.json() };
 }
@@ -32,9 +34,9 @@ async function until<T>(f: () => Promise<T | undefined> | T | undefined, ms = 10
 /** Reads server-sent events from a fetch body until `want` returns true for one. */
 async function nextEvent(
   reader: ReadableStreamDefaultReader<Uint8Array>,
-  want: (event: string, data: any) => boolean,
+  want: (event: string, data: Json) => boolean,
   buf: { text: string },
-): Promise<any> {
+): Promise<Json> {
   const decoder = new TextDecoder();
   const end = Date.now() + 10_000;
   for (;;) {
