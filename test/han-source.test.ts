@@ -29,7 +29,9 @@ function listen(bus: Bus) {
   bus.subscribe("t", "reading", (r) => void readings.push(r));
   bus.subscribe("t", "meterInfo", (i) => void infos.push(i));
   bus.subscribe("t", "status", (s) => void status.push(s));
-  return { readings, infos, status };
+  const frames: { ok: boolean; raw?: string }[] = [];
+  bus.subscribe("t", "frame", (f) => void frames.push(f));
+  return { readings, infos, status, frames };
 }
 
 async function replay(file: string, extra: Record<string, unknown> = {}) {
@@ -64,6 +66,9 @@ describe("HanSource replaying a capture", () => {
       },
     ]);
     expect(r.stats.framesReceived).toBe(states.length);
+    // The web page's "last frame as received": the APDU in hex.
+    expect(r.frames.filter((f) => f.ok)).toHaveLength(states.length);
+    expect(r.frames[0]!.raw).toMatch(/^0f 40 00 00 00 00 01 /);
   });
 
   it("hex text, as captures are shared, reads the same", async () => {

@@ -34,6 +34,17 @@ export interface HanSourceOptions {
   statusEveryMs?: number;
 }
 
+/** An APDU as spaced hex text, as the web page shows the last frame received (the health keeps its start). */
+function spacedHex(b: Buffer): Buffer {
+  return Buffer.from(
+    b
+      .subarray(0, 2048)
+      .toString("hex")
+      .replace(/(..)(?!$)/g, "$1 "),
+    "latin1",
+  );
+}
+
 /** A meter clock further than this from the bridge's is not believed (a meter whose clock was never set). */
 const CLOCK_TRUST_MS = 24 * 3600_000;
 
@@ -152,19 +163,20 @@ export class HanSource {
 
   private drain(): void {
     for (const it of this.items) {
-      if (it.ok) this.accept(it.telegram);
+      const raw = it.apdu && spacedHex(it.apdu);
+      if (it.ok) this.accept(it.telegram, raw);
       else {
         if (it.noKey && !this.noKeyLogged) {
           this.noKeyLogged = true;
           this.log.error(`meter ${this.id}: ${it.reason}`);
         }
-        this.health.rejected(it.noKey ? "encrypted frame and no key set" : it.reason);
+        this.health.rejected(it.noKey ? "encrypted frame and no key set" : it.reason, raw);
       }
     }
     this.items.length = 0;
   }
 
-  private accept(t: HanTelegram): void {
+  private accept(t: HanTelegram, raw?: Buffer): void {
     if (!this.settled) {
       this.settled = true;
       if (this.autoTimer) this.clock.clearTimeout(this.autoTimer);
@@ -172,7 +184,7 @@ export class HanSource {
       if (this.transport instanceof SerialTransport && this.cfg.baud === "auto")
         this.log.info(`frames found at ${formatSerial(this.transport.settings)}`);
     }
-    this.health.received();
+    this.health.received(raw);
     this.meterInfo(t);
     if (Object.keys(t.values).length === 0) return;
     const now = this.clock.now();

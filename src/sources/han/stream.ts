@@ -9,8 +9,8 @@ import { MbusFramer } from "./mbus.js";
  * meter's key and frame counter, and the data notification inside. The same reader serves the bridge and `decode`.
  */
 export type HanItem =
-  | { ok: true; telegram: HanTelegram; bytes: number }
-  | { ok: false; reason: string; bytes: number; noKey?: boolean };
+  | { ok: true; telegram: HanTelegram; bytes: number; apdu?: Buffer }
+  | { ok: false; reason: string; bytes: number; noKey?: boolean; apdu?: Buffer };
 
 export type HanFraming = "hdlc" | "mbus";
 
@@ -71,6 +71,12 @@ export class HanStream {
   }
 
   private apdu(apdu: Buffer, bytes: number): HanItem {
+    const r = this.open(apdu, bytes);
+    r.apdu = apdu;
+    return r;
+  }
+
+  private open(apdu: Buffer, bytes: number): HanItem {
     if (apdu[0] !== GLO_CIPHERING) {
       const r = decodeNotification(apdu, { timezone: this.timezone });
       return r.ok ? { ok: true, telegram: r.telegram, bytes } : { ok: false, reason: r.reason, bytes };
