@@ -12,8 +12,10 @@ const USAGE = `meter2mqtt ${VERSION}: smart meters to Home Assistant over MQTT, 
 
 Usage:
   meter2mqtt run [--config FILE]        the bridge (without --config: /data/options.json, as the add-on)
-  meter2mqtt demo [--interval MS]       replays bundled captures through the whole pipeline with an
-                                        embedded MQTT broker and an archive under ./data
+  meter2mqtt demo [--interval MS] [--web [--web-port N]]
+                                        replays bundled captures through the whole pipeline with an
+                                        embedded MQTT broker and an archive under ./data; --web serves
+                                        the bridge's page (the captures in a loop) until Ctrl-C
   meter2mqtt decode --format dsmr|han|raven|smt-csv|smarthub-json [--timezone ZONE] [--raw]
                   [--key HEX [--aad HEX]] [FILE|-]
                                         one JSON object per telegram on stdout; each rejected

@@ -46,10 +46,14 @@ export async function runDemo(args: string[]): Promise<number> {
       interval: { type: "string", default: "20" },
       port: { type: "string" },
       quiet: { type: "boolean", default: false },
+      /** Serve the bridge's page (and replay the captures in a loop) until Ctrl-C. */
+      web: { type: "boolean", default: false },
+      "web-port": { type: "string", default: "8099" },
     },
     strict: true,
   });
-  const interval = Number(values.interval);
+  // With the page, a telegram a second as a meter sends them, over and over, so the live view moves.
+  const interval = values.web && !args.some((a) => a.startsWith("--interval")) ? 1000 : Number(values.interval);
   const root = packageRoot();
   const dataDir = resolve("data");
   mkdirSync(dataDir, { recursive: true });
@@ -65,6 +69,13 @@ export async function runDemo(args: string[]): Promise<number> {
     port = await listen(server, 0);
   }
   const url = `mqtt://127.0.0.1:${port}`;
+  let webPort: number | undefined;
+  if (values.web) {
+    // The port asked for when it is free, else any.
+    const probe = createServer();
+    webPort = await listen(probe, Number(values["web-port"])).catch(() => listen(probe, 0));
+    await new Promise<void>((r) => probe.close(() => r()));
+  }
   out(`Embedded MQTT broker on ${url}  (watch it: mosquitto_sub -h 127.0.0.1 -p ${port} -t '#' -v)`);
 
   const config = parseConfig({
@@ -82,6 +93,7 @@ export async function runDemo(args: string[]): Promise<number> {
         type: "dsmr",
         port: `file:${join(root, "fixtures/demo/nl-dsmr5.txt")}`,
         replay_interval_ms: interval,
+        replay_loop: values.web,
       },
       {
         id: "home_be",
@@ -90,8 +102,10 @@ export async function runDemo(args: string[]): Promise<number> {
         port: `file:${join(root, "fixtures/demo/be-fluvius.txt")}`,
         timezone: "Europe/Brussels",
         replay_interval_ms: interval,
+        replay_loop: values.web,
       },
     ],
+    ...(webPort ? { web: { port: webPort } } : {}),
   });
 
   const watcher = connect(url, { clientId: "meter2mqtt-demo-watcher" });
@@ -120,9 +134,19 @@ export async function runDemo(args: string[]): Promise<number> {
   });
   await new Promise<void>((res) => watcher.subscribe(["meter2mqtt/#", "homeassistant/#"], () => res()));
 
+  // With the page the demo runs until Ctrl-C (or SIGTERM), also one that comes while it starts.
+  const interrupted = webPort
+    ? new Promise<void>((r) => {
+        process.once("SIGINT", () => r());
+        process.once("SIGTERM", () => r());
+      })
+    : undefined;
   const app = new App(config);
   await app.start();
-  await Promise.all(app.sources.map((s) => s.finished));
+  if (interrupted) {
+    out(`\nThe bridge's page: http://127.0.0.1:${webPort}/  (Ctrl-C to stop)\n`);
+    await interrupted;
+  } else await Promise.all(app.sources.map((s) => s.finished));
   await new Promise((r) => setTimeout(r, 300));
   await app.stop();
   await new Promise((r) => setTimeout(r, 100));
