@@ -2,6 +2,8 @@
  * The HAN source: a capture replayed from a file (raw bytes, or hex text as captures are shared) and a
  * pseudo-terminal with baud auto, through to readings, the meter's identity and the frame counters on the bus.
  */
+
+import { EventEmitter } from "node:events";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -9,10 +11,21 @@ import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { Bus } from "../src/bus.js";
 import { ConfigSchema, HanMeterSchema, secretsOf } from "../src/config/schema.js";
 import type { MeterInfo, Reading, SourceStatus } from "../src/model/types.js";
-import { aidonFrames, simulateHan } from "../src/sources/han/build.js";
+import {
+  aidonFrames,
+  dataNotification,
+  enumOf,
+  hdlcMessage,
+  i8,
+  obis,
+  simulateHan,
+  structure,
+  u32,
+} from "../src/sources/han/build.js";
 import { splitCapture } from "../src/sources/han/capture.js";
 import { HAN_SERIAL, HanSource, hanSerial } from "../src/sources/han/index.js";
-import { SerialTransport } from "../src/transports/index.js";
+import { SerialTransport, type Transport, type TransportEvents } from "../src/transports/index.js";
+import { ManualClock } from "../src/util/clock.js";
 import { recordingLog } from "./helpers/log.js";
 import { until } from "./helpers/mosquitto.js";
 import { type PtyPair, startPtyPair } from "./helpers/pty.js";
@@ -170,4 +183,51 @@ describe("HanSource on a pseudo-terminal", () => {
     expect(transport.settings).toEqual(settings);
     expect(log.at("info").some((l) => l.startsWith("frames found at"))).toBe(true);
   }, 30_000);
+});
+
+/** A port that the test feeds by hand, on a clock the test moves. */
+class HandFed extends EventEmitter<TransportEvents> implements Transport {
+  readonly description = "hand-fed";
+  isOpen = false;
+  start(): void {
+    this.isOpen = true;
+    this.emit("open");
+  }
+  async stop(): Promise<void> {
+    this.isOpen = false;
+  }
+  reopen(): void {}
+}
+
+describe("HanSource on a live port: whose time a reading gets", () => {
+  const power = Buffer.concat(
+    hdlcMessage(dataNotification(structure(structure(obis("1-0:1.7.0"), u32(800), structure(i8(0), enumOf(27)))))),
+  );
+
+  it("the meter's clock within a day of ours; receipt time without a clock, or with one far off; never backwards", async () => {
+    const now = Date.UTC(2026, 4, 5, 10, 0, 0);
+    const clock = new ManualClock(now);
+    const port = new HandFed();
+    const bus = new Bus();
+    const got = listen(bus);
+    const log = recordingLog();
+    const cfg = HanMeterSchema.parse({ id: "h", type: "han", port: "/dev/ttyUSB0" });
+    const source = new HanSource(cfg, bus, { clock, log: log.log, transport: port });
+    source.start();
+    const [a, b, c] = simulateHan(now - 5000, 3, 2);
+    port.emit("data", aidonFrames(a!)); // the meter's clock 5 s behind ours: believed
+    clock.advance(1000);
+    port.emit("data", power); // no clock: receipt time
+    clock.advance(1000);
+    port.emit("data", aidonFrames(b!)); // 3 s behind: believed, but never before the reading before it
+    const farOff = simulateHan(now - 3 * 86_400_000, 1)[0]!;
+    clock.advance(1000);
+    port.emit("data", aidonFrames(farOff));
+    clock.advance(1000);
+    port.emit("data", aidonFrames({ ...c!, time: now - 2 * 86_400_000 }));
+    await source.stop();
+    await new Promise((r) => setTimeout(r, 20));
+    expect(got.readings.map((r) => r.time - now)).toEqual([-5000, 1000, 1000, 3000, 4000]);
+    expect(log.at("warn").filter((l) => l.includes("more than a day off"))).toHaveLength(1);
+  });
 });

@@ -198,9 +198,12 @@ export class HanSource {
         );
       }
     }
-    // Lists without a clock are timed on receipt, lists with one by the meter: never let time run backwards.
-    time = Math.max(time, this.lastTime);
-    this.lastTime = time;
+    // Lists without a clock are timed on receipt, lists with one by the meter: on a live port time never runs
+    // backwards (a replay keeps the capture's times, also when it starts over).
+    if (!this.replay) {
+      time = Math.max(time, this.lastTime);
+      this.lastTime = time;
+    }
     const reading: Reading = { meterId: this.id, time, values: { ...t.values } };
     this.bus.emit("reading", reading);
   }
