@@ -1,10 +1,18 @@
+import Database from "better-sqlite3";
 import { Bus } from "./bus.js";
 import type { Config } from "./config/schema.js";
 import { createDeriver } from "./derived/index.js";
+import {
+  type MeterMemory,
+  memoryFromArchive,
+  type Replacement,
+  ReplacementTracker,
+  recordReplacement,
+} from "./derived/replacement.js";
 import { HealthMonitor } from "./health.js";
 import { IntervalPipeline } from "./intervals/pipeline.js";
 import { LoadAdvisorService } from "./loads/index.js";
-import { Archive } from "./outputs/archive/index.js";
+import { Archive, openArchiveReadOnly } from "./outputs/archive/index.js";
 import { InfluxOutput } from "./outputs/influx/index.js";
 import { describeUrl, MqttOutput } from "./outputs/mqtt/index.js";
 import { archiveStatistics, StatisticsOutput } from "./outputs/statistics/index.js";
@@ -113,6 +121,7 @@ export class App {
     this.tariffs.startCalendar(this.archive);
     this.startStatistics();
 
+    this.trackReplacements();
     // Derived quantities are added as a bus step rather than by a subscriber re-emitting: every output (and the
     // load advisor) then sees one enriched reading, in order, and a new output gets them without asking.
     this.bus.transform(
@@ -145,6 +154,47 @@ export class App {
     await connected;
     if (this.stopping) return;
     for (const source of replays) source.start();
+  }
+
+  /**
+   * A replaced meter (src/derived/replacement.ts): noticed before any output sees the reading, remembered in the
+   * archive, and sent to HA as the registers' last_reset. Runs first, so nothing downstream sees a fallen register
+   * that is still undecided.
+   */
+  private trackReplacements(): void {
+    let memory: Map<string, MeterMemory> | undefined;
+    const path = this.archive ? this.config.archive.path : undefined;
+    if (path) {
+      const db = openArchiveReadOnly(path);
+      try {
+        memory = memoryFromArchive(db);
+      } finally {
+        db.close();
+      }
+    }
+    const log = createLogger("meters");
+    const tracker = new ReplacementTracker({
+      log,
+      memory,
+      onReplacement: (r: Replacement) => {
+        if (!path) return;
+        try {
+          const db = new Database(path, { timeout: 5000 });
+          try {
+            recordReplacement(db, r);
+          } finally {
+            db.close();
+          }
+        } catch (err) {
+          log.error(`the replacement of meter ${r.meterId} was not recorded in the archive: ${(err as Error).message}`);
+        }
+      },
+    });
+    this.bus.transform("meterInfo", (i) => {
+      tracker.onMeterInfo(i);
+      return i;
+    });
+    this.bus.transform("reading", tracker.transform);
   }
 
   /** The health report on `<base>/bridge/health` (retained) and, with `web:`, at GET /health. */

@@ -113,6 +113,8 @@ describe("MqttOutput against mosquitto", () => {
       unit_of_measurement: "kWh",
       device_class: "energy",
       state_class: "total",
+      // Empty (HA ignores it) until the meter is replaced; then the replacement's time, HA's last_reset.
+      last_reset_value_template: "{{ value_json.meter_replaced_at | default('') }}",
       suggested_display_precision: 3,
       availability,
       availability_mode: "all",

@@ -418,6 +418,16 @@ add({
   disabledByDefault: true,
 });
 add({
+  // When the grid operator replaced the meter (src/derived/replacement.ts); also HA's last_reset of its registers.
+  name: "meter_replaced_at",
+  label: "Meter replaced",
+  kind: "timestamp",
+  type: "string",
+  deviceClass: "timestamp",
+  icon: "mdi:meter-electric-outline",
+  entityCategory: "diagnostic",
+});
+add({
   name: "text_message_code",
   label: "Text message code",
   kind: "text",

@@ -3,6 +3,7 @@
  * so they can be checked without a broker. Full key names throughout (no `stat_t`-style abbreviations):
  * the payloads are meant to be read by people debugging their setup with an MQTT explorer.
  */
+import { REPLACED_AT, RESET_REGISTERS } from "../../derived/replacement.js";
 import type { QuantitySpec, StateClass } from "../../model/quantities.js";
 import type { MeterInfo } from "../../model/types.js";
 
@@ -52,6 +53,8 @@ export interface SensorDiscovery {
   unit_of_measurement?: string;
   device_class?: string;
   state_class?: StateClass;
+  /** state_class total only: where HA reads the time of the register's last reset (a replaced meter). */
+  last_reset_value_template?: string;
   suggested_display_precision?: number;
   /** The states of a device_class "enum" sensor. */
   options?: string[];
@@ -177,6 +180,10 @@ export function sensorDiscovery(ctx: DiscoveryContext, spec: QuantitySpec): Disc
     ...(unit === undefined ? {} : { unit_of_measurement: unit }),
     ...(spec.deviceClass === undefined ? {} : { device_class: spec.deviceClass }),
     ...(spec.stateClass === undefined ? {} : { state_class: spec.stateClass }),
+    // A replaced meter (src/derived/replacement.ts): HA's last_reset, empty (ignored by HA) until one happens.
+    ...(spec.stateClass === "total" && RESET_REGISTERS.includes(spec.name)
+      ? { last_reset_value_template: `{{ value_json.${REPLACED_AT} | default('') }}` }
+      : {}),
     ...(spec.precision === undefined ? {} : { suggested_display_precision: spec.precision }),
     ...(spec.icon === undefined ? {} : { icon: spec.icon }),
     ...(spec.entityCategory === undefined ? {} : { entity_category: spec.entityCategory }),

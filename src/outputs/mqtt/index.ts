@@ -7,8 +7,10 @@
  *   <base>/<meter>/state         JSON of the meter's current values + "time", retained
  *   <discovery_prefix>/sensor/<base>_<meter>/<quantity>/config   one per entity, retained
  */
+
 import { connect, type IClientOptions, type MqttClient } from "mqtt";
 import type { MqttConfig } from "../../config/schema.js";
+import { REPLACED_AT, RESET_REGISTERS } from "../../derived/replacement.js";
 import { quantity } from "../../model/quantities.js";
 import type { MeterInfo, Reading, SourceStatus } from "../../model/types.js";
 import { type Clock, systemClock, type Timer } from "../../util/clock.js";
@@ -270,6 +272,13 @@ export class MqttOutput {
       for (const [name, v] of Object.entries(r.values))
         if (typeof v === "string" || (typeof v === "number" && Number.isFinite(v))) values[name] = v;
       const currencyBefore = m.state.get("currency");
+      // A replaced meter: the old meter's last registers, if still held back, go out before the new meter's first,
+      // so HA closes the old cycle with them instead of losing what it measured last.
+      const replaced = values[REPLACED_AT];
+      if (replaced !== undefined && replaced !== m.state.get(REPLACED_AT) && this.client?.connected) {
+        const held = m.state.pending().filter((n) => RESET_REGISTERS.includes(n));
+        if (held.length > 0) this.sendState(m, m.state.take(held, this.clock.now()));
+      }
       m.state.update(values);
       m.time = r.time;
       // Readings prove the meter is there; a source that never sends a status still gets available entities.

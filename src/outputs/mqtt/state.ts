@@ -7,12 +7,16 @@
  * minimum interval taken from its catalogue kind, and a message carries, for quantities not yet due,
  * the value last sent (HA would otherwise see a held-back value jump in between its own publications).
  */
+import { REPLACED_AT, RESET_REGISTERS } from "../../derived/replacement.js";
 import { quantity } from "../../model/quantities.js";
 
 export type Value = number | string;
 
 /** Minimum seconds between two publications of a value, per catalogue kind; kinds not listed: 0. */
 export type MinIntervals = Readonly<Partial<Record<string, number>>>;
+
+/** Quantities that go out together once one of them is due (see due()). */
+const TOGETHER: readonly ReadonlySet<string>[] = [new Set([REPLACED_AT, ...RESET_REGISTERS])];
 
 export class MeterState {
   private readonly latest = new Map<string, Value>();
@@ -45,9 +49,19 @@ export class MeterState {
     return out;
   }
 
-  /** Pending quantities whose kind's interval has elapsed since they were last sent. */
+  /**
+   * Pending quantities whose kind's interval has elapsed since they were last sent. A quantity of a `TOGETHER`
+   * group brings the group's other pending ones along: a replaced meter's `meter_replaced_at` (HA's last_reset)
+   * must reach HA in the same message as the new meter's registers, never beside the old meter's.
+   */
   due(now: number): string[] {
-    return this.pending().filter((name) => this.dueAt(name) <= now);
+    const pending = this.pending();
+    const due = pending.filter((name) => this.dueAt(name) <= now);
+    for (const group of TOGETHER) {
+      if (!due.some((n) => group.has(n))) continue;
+      for (const n of pending) if (group.has(n) && !due.includes(n)) due.push(n);
+    }
+    return due;
   }
 
   /** When the earliest pending change may go out; undefined when nothing is pending. */
