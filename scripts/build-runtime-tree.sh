@@ -37,7 +37,9 @@ for entry in $FILES; do
   case "$entry" in
     dist | dist/) ;;
     *) [ -e "$SRC/$entry" ] || { echo "package.json lists $entry, which does not exist" >&2; exit 1; }
-       cp -a "$SRC/$entry" "$OUT/" ;;
+       # At the same path as in the package (src/web/static stays src/web/static).
+       mkdir -p "$OUT/$(dirname "$entry")"
+       cp -a "$SRC/$entry" "$OUT/$(dirname "$entry")/" ;;
   esac
 done
 cp "$SRC/package.json" "$SRC/package-lock.json" "$OUT/"
