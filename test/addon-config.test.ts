@@ -1048,4 +1048,13 @@ describe("the add-on's options map onto the app's config schema", () => {
     );
     expect(() => mergeYaml(made.config, ["meters"], "m.yaml")).toThrow(/m\.yaml: expected keys like meters:/);
   });
+
+  it("takes DOCS.md's meter2mqtt.yaml example as it stands", () => {
+    const docs = read("addon/DOCS.md");
+    const example = /```yaml\n([\s\S]*?)```/.exec(docs.slice(docs.indexOf("### meter2mqtt.yaml")))![1]!;
+    const made = addonToConfig({ ...options, meters: [{ id: "home", type: "dsmr", port: "/dev/ttyUSB0" }] }, ctx);
+    const cfg = parseConfig(mergeYaml(made.config, parseYaml(example), "meter2mqtt.yaml").config);
+    expect(cfg.tariffs.home!.import).toHaveLength(2);
+    expect(cfg.meters).toHaveLength(1);
+  });
 });
