@@ -120,6 +120,42 @@ describe("described lists", () => {
   });
 });
 
+describe("codes and values one after another", () => {
+  it("Austrian wired M-Bus lists: the clock first, then code, value and scaler/unit", () => {
+    const at = Date.UTC(2026, 2, 3, 17, 45, 5);
+    const su = (scaler: number, unit: number) => structure(i8(scaler), enumOf(unit));
+    const t = decode(
+      structure(
+        octets(dateTimeBytes(at, "Europe/Vienna")),
+        obis("1-0:32.7.0"),
+        u16(2301),
+        su(-1, 35),
+        obis("1-0:31.7.0"),
+        u16(123),
+        su(-2, 33),
+        obis("1-0:1.7.0"),
+        u32(1530),
+        su(0, 27),
+        obis("1-0:1.8.0"),
+        u32(4_567_890),
+        su(0, 30),
+        obis("0-0:96.1.0"),
+        visible("1KFM0200012345"),
+      ),
+    );
+    expect(t.layout).toBe("pairs");
+    expect(t.time).toBe(at);
+    expect(t.values).toEqual({
+      voltage_l1_v: 230.1,
+      current_l1_a: 1.23,
+      power_import_w: 1530,
+      energy_import_kwh: 4567.89,
+      power_net_w: 1530,
+    });
+    expect(t.meter).toEqual({ meterId: "1KFM0200012345", manufacturer: "Kaifa" });
+  });
+});
+
 describe("the meter's clock", () => {
   const dt = (hex: string) => dlmsDateTime(Buffer.from(hex.replace(/\s/g, ""), "hex"), "Europe/Oslo");
 

@@ -155,22 +155,46 @@ function described(items: readonly Data[]): CosemObject[] | undefined {
   return out;
 }
 
+/** A scaler/unit structure (int8 scaler, enum unit) as registers carry it. */
+function scalerUnit(d: Data | undefined): { scaler?: number; unit?: number } | undefined {
+  if (d?.tag !== Tag.Structure || d.items.length !== 2) return undefined;
+  const [s, u] = d.items;
+  if (s?.tag !== Tag.Integer || u?.tag !== Tag.Enum) return undefined;
+  return { scaler: s.value, unit: u.value };
+}
+
+/**
+ * OBIS code and value one after another, each value possibly followed by its scaler/unit structure (the wired
+ * M-Bus lists of Austrian Kaifa meters); before the first code, the list version (Kamstrup) or the meter's clock.
+ */
 function pairs(items: readonly Data[]): { objects: CosemObject[]; version?: string } | undefined {
   let i = 0;
   let version: string | undefined;
-  if (!obisOf(items[0]) && isText(items[0])) {
-    version = textOf(items[0]);
-    i = 1;
-  }
   const objects: CosemObject[] = [];
-  for (; i + 1 < items.length; i += 2) {
+  for (; i < items.length && !obisOf(items[i]); i++) {
+    const it = items[i]!;
+    if (i > 1 || !isText(it)) return undefined;
+    if (it.tag === Tag.OctetString && it.bytes.length === 12) objects.push({ obis: "0-0:1.0.0", value: it });
+    else version = textOf(it);
+  }
+  let codes = 0;
+  while (i + 1 < items.length) {
     const obis = obisOf(items[i]);
     if (!obis) return undefined;
-    objects.push({ obis, value: items[i + 1]! });
+    const o: CosemObject = { obis, value: items[i + 1]! };
+    i += 2;
+    const su = scalerUnit(items[i]);
+    if (su) {
+      Object.assign(o, su);
+      i++;
+    }
+    objects.push(o);
+    codes++;
   }
   // A list cut short may end on a code without its value; a list of no codes at all is not this shape.
-  if (objects.length === 0) return undefined;
-  if (/^kamstrup/i.test(version ?? "")) for (const o of objects) o.scaler = kamstrupScaler(o.obis);
+  if (codes === 0) return undefined;
+  if (/^kamstrup/i.test(version ?? ""))
+    for (const o of objects) if (o.scaler === undefined) o.scaler = kamstrupScaler(o.obis);
   return { objects, version };
 }
 
@@ -261,8 +285,10 @@ function maker(id: Identity): string | undefined {
   if (/^aidon/i.test(v)) return "Aidon";
   if (/^kamstrup/i.test(v)) return "Kamstrup";
   if (/^kfm/i.test(v)) return "Kaifa";
-  const flag = (id.name ?? id.meterId ?? "").slice(0, 3).toUpperCase();
-  return MANUFACTURERS[flag];
+  // The three-letter FLAG code starts the logical device name or the meter id ("ISK…"), after the medium digit in
+  // Austrian meter numbers ("1KFM…").
+  const id3 = (id.name ?? id.meterId ?? "").replace(/^\d(?=[A-Z]{3})/i, "");
+  return MANUFACTURERS[id3.slice(0, 3).toUpperCase()];
 }
 
 export function listValues(list: CosemList): ListValues {
