@@ -13,6 +13,7 @@ import { parseConfig } from "../src/config/load.js";
 import type { Reading } from "../src/model/types.js";
 import { migrate, openWritable, sqlDir } from "../src/outputs/archive/db.js";
 import { Archive } from "../src/outputs/archive/index.js";
+import { queryReport } from "../src/reports/index.js";
 import { writeCalendar } from "../src/tariffs/calendar.js";
 import { calendarMeters } from "../src/tariffs/index.js";
 
@@ -168,6 +169,13 @@ function compare(db: Database.Database, late: boolean): void {
   expect(reports.find((r) => r.day === "2025-03-30")?.day_hours).toBe(23);
   expect(reports.find((r) => r.day === "2025-10-26")?.day_hours).toBe(25);
   expect(reports.find((r) => r.day === "2025-10-26")?.complete).toBe(1);
+  // What `report monthly` runs (the view with the days bounded) equals the view.
+  const home = calendarMeters(CONFIG)[0] as NonNullable<ReturnType<typeof calendarMeters>[0]>;
+  const months = queryReport(db, home, "monthly", { from: "2025-03-01", to: "2025-10-31" }, now);
+  expect(months.map((r) => r.month)).toEqual(["2025-03", "2025-04", "2025-10"]);
+  expect(months).toEqual(
+    all(db, "SELECT * FROM report_monthly WHERE month BETWEEN '2025-03' AND '2025-10' ORDER BY month"),
+  );
   expect(all(db, `SELECT * FROM report_monthly WHERE month = '2025-10'`)).toEqual(
     all(db, `SELECT * FROM old_report_monthly WHERE month = '2025-10'`),
   );

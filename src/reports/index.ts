@@ -96,9 +96,32 @@ export function queryReport(
     return db
       .prepare(`SELECT * FROM report_daily WHERE meter_id = ? AND day BETWEEN ? AND ? ORDER BY day`)
       .all(meter.id, range.from, range.to) as Row[];
+  const from = `${range.from.slice(0, 7)}-01`;
+  const to = `${range.to.slice(0, 7)}-31`;
+  const bounded = monthsOf(db);
+  if (bounded) return db.prepare(`${bounded} ORDER BY month`).all(meter.id, from, to) as Row[];
   return db
     .prepare(`SELECT * FROM report_monthly WHERE meter_id = ? AND month BETWEEN ? AND ? ORDER BY month`)
     .all(meter.id, range.from.slice(0, 7), range.to.slice(0, 7)) as Row[];
+}
+
+/**
+ * The view report_monthly as the archive defines it, reading only the days of one meter's months (a filter on the
+ * view's `month` cannot reach report_daily's days, so it would read all of the meter's days): the same expressions,
+ * with `WHERE meter_id = ? AND day BETWEEN ? AND ?` where the view reads report_daily. Undefined when the view is not
+ * in the expected shape; the view itself is queried then.
+ */
+function monthsOf(db: Database.Database): string | undefined {
+  const row = db.prepare("SELECT sql FROM sqlite_master WHERE type = 'view' AND name = 'report_monthly'").get() as
+    | { sql: string }
+    | undefined;
+  const head = /^CREATE VIEW report_monthly AS\s*/;
+  const read = /FROM report_daily\s+GROUP BY meter_id, month/;
+  if (!row || !head.test(row.sql) || (row.sql.match(new RegExp(read, "g")) ?? []).length !== 1) return undefined;
+  return row.sql
+    .replace(head, "")
+    .replace(read, "FROM report_daily WHERE meter_id = ? AND day BETWEEN ? AND ? GROUP BY meter_id, month")
+    .replace(/;\s*$/, "");
 }
 
 const csvCell = (v: unknown): string => {

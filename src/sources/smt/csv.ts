@@ -80,8 +80,11 @@ export const CSV_OPTIONS: Options = {
 interface Group {
   label: string;
   day: string;
-  /** How often each wall start (minutes after midnight) was seen, for the repeated hour. */
-  seen: Map<number, number>;
+  /**
+   * How often each wall start was seen, by quarter of the day (0–95), for the repeated hour: 96 bytes a day and
+   * channel, so that a file of decades stays small in memory.
+   */
+  seen: Uint8Array;
   intervals: number;
 }
 
@@ -219,7 +222,7 @@ export class SmtCsvReader {
     const key = `${esiid}|${day}|${direction}`;
     let group = this.groups.get(key);
     if (!group) {
-      group = { label: `${dateCell} ${channelCell}`, day, seen: new Map(), intervals: 0 };
+      group = { label: `${dateCell} ${channelCell}`, day, seen: new Uint8Array((24 * 60) / SLOT_MIN), intervals: 0 };
       this.groups.set(key, group);
     }
     // The end column is right even on the mislabelled first row of the repeated hour; 00:00 is the next midnight.
@@ -234,13 +237,14 @@ export class SmtCsvReader {
       this.error(line, `${dateCell} ${hhmm} does not exist in ${this.timezone} (clocks skip it) but has a reading`);
       return undefined;
     }
-    const occurrence = group.seen.get(wallStart) ?? 0;
+    const slot = wallStart / SLOT_MIN;
+    const occurrence = group.seen[slot] ?? 0;
     const utc = candidates[occurrence];
     if (utc === undefined) {
       this.error(line, `${dateCell} ${hhmm} ${channelCell} appears ${occurrence + 1} times`);
       return undefined;
     }
-    group.seen.set(wallStart, occurrence + 1);
+    group.seen[slot] = Math.min(255, occurrence + 1);
     group.intervals++;
     if (!this.result.esiids.includes(esiid)) this.result.esiids.push(esiid);
     const interval: SmtInterval = {

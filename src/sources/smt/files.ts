@@ -8,8 +8,8 @@ import { join, resolve } from "node:path";
 import type { IntervalPipeline } from "../../intervals/pipeline.js";
 import { type RowError, type SmtInterval, streamSmtCsv } from "./csv.js";
 
-/** Intervals handed to the archive at a time: a year of one meter's two channels is one chunk. */
-export const IMPORT_CHUNK = 100_000;
+/** Intervals handed to the archive at a time (a few MB of objects; a year of two channels is 4 chunks). */
+export const IMPORT_CHUNK = 20_000;
 
 export interface FileTarget {
   meterId: string;
