@@ -25,6 +25,7 @@ import {
   FLATTENED_OPTIONS,
   mergeYaml,
   renameIssue,
+  SETTLE_MS,
   type SupervisorMqtt,
   TARIFF_OPTIONS,
   WEB_PORT,
@@ -292,6 +293,11 @@ describe("addon/config.yaml follows the Supervisor's rules", () => {
     expect(node).toBe("node");
     expect(script!.replace("/opt/meter2mqtt/dist/", "src/").replace(/\.js$/, ".ts")).toBe("src/addon/backup.ts");
     expect(readdirSync(join(ROOT, "src/addon"))).toContain("backup.ts");
+    // The copy waits for the archive's batches: every reading received before the backup began is committed by
+    // then, with room for a slow commit.
+    const batchDelay = Number(/const BATCH_DELAY_MS = (\d+);/.exec(read("src/outputs/archive/index.ts"))?.[1]);
+    expect(batchDelay).toBeGreaterThan(0);
+    expect(SETTLE_MS).toBeGreaterThanOrEqual(2 * batchDelay + 1000);
   });
 
   it("has an option schema of known element types, nested at most two levels", () => {

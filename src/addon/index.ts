@@ -30,7 +30,7 @@ import {
 } from "./options.js";
 import { fetchMqttService, type SupervisorClientOptions, SupervisorError } from "./supervisor.js";
 
-export { BACKUP_COPY, BACKUP_EXCLUDE, backupPost, backupPre, restoreArchiveCopy } from "./backup.js";
+export { BACKUP_COPY, BACKUP_EXCLUDE, backupPost, backupPre, restoreArchiveCopy, SETTLE_MS } from "./backup.js";
 export {
   ADDON_FILLED,
   ADDON_YAML_FILE,
