@@ -5,6 +5,7 @@
 
 import { EventEmitter } from "node:events";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
@@ -27,7 +28,7 @@ import { HAN_SERIAL, HanSource, hanSerial } from "../src/sources/han/index.js";
 import { SerialTransport, type Transport, type TransportEvents } from "../src/transports/index.js";
 import { ManualClock } from "../src/util/clock.js";
 import { recordingLog } from "./helpers/log.js";
-import { until } from "./helpers/mosquitto.js";
+import { freePort, until } from "./helpers/mosquitto.js";
 import { type PtyPair, startPtyPair } from "./helpers/pty.js";
 
 const dir = mkdtempSync(join(tmpdir(), "m2m-han-"));
@@ -229,5 +230,38 @@ describe("HanSource on a live port: whose time a reading gets", () => {
     await new Promise((r) => setTimeout(r, 20));
     expect(got.readings.map((r) => r.time - now)).toEqual([-5000, 1000, 1000, 3000, 4000]);
     expect(log.at("warn").filter((l) => l.includes("more than a day off"))).toHaveLength(1);
+  });
+});
+
+describe("share", () => {
+  it("serves the port's raw bytes, as they arrive, to a TCP reader", async () => {
+    const port = await freePort();
+    const fed = new HandFed();
+    const cfg = HanMeterSchema.parse({ id: "h", type: "han", port: "/dev/ttyUSB0", share: { port } });
+    const source = new HanSource(cfg, new Bus(), { log: recordingLog().log, transport: fed });
+    source.start();
+    const got: Buffer[] = [];
+    const sock = await (async () => {
+      for (let i = 0; ; i++) {
+        try {
+          return await new Promise<ReturnType<typeof connect>>((resolve, reject) => {
+            const s = connect(port, "127.0.0.1", () => resolve(s));
+            s.once("error", reject);
+          });
+        } catch (err) {
+          if (i > 50) throw err;
+          await new Promise((r) => setTimeout(r, 50));
+        }
+      }
+    })();
+    sock.on("data", (d: Buffer) => void got.push(d));
+    await new Promise((r) => setTimeout(r, 100));
+    const bytes = aidonFrames(states[0]!);
+    fed.emit("data", bytes.subarray(0, 100));
+    fed.emit("data", bytes.subarray(100));
+    await until(() => Buffer.concat(got).length >= bytes.length, 5000, "the shared bytes");
+    expect(Buffer.concat(got)).toEqual(bytes);
+    sock.destroy();
+    await source.stop();
   });
 });

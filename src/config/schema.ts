@@ -184,6 +184,8 @@ export const HanMeterSchema = z.strictObject({
   key: hex16("the 32-hex-digit key your grid operator gave you").optional(),
   /** The authentication key (AAD) some grid operators hand out with the key, also 32 hex digits. */
   aad: hex16("the 32-hex-digit authentication key your grid operator gave you").optional(),
+  /** Serve the meter's raw data on a TCP port for other programs, as for a P1 meter. */
+  share: ShareSchema.optional(),
 });
 
 /**

@@ -7,6 +7,7 @@ import { type Clock, systemClock, type Timer } from "../../util/clock.js";
 import { createLogger, type Logger } from "../../util/log.js";
 import { keyBytes } from "../glo-cipher.js";
 import { SourceHealth } from "../health.js";
+import { ShareServer } from "../share.js";
 import { HexText, looksLikeHex, splitCapture } from "./capture.js";
 import type { HanTelegram } from "./decode.js";
 import { type HanItem, HanStream } from "./stream.js";
@@ -61,6 +62,8 @@ export class HanSource {
   private readonly health: SourceHealth;
   private readonly items: HanItem[] = [];
   private readonly replay: boolean;
+  /** `share`: the raw bytes to other programs over TCP. */
+  private readonly share?: ShareServer;
   /** A capture of hex text (file replay): turned back into bytes. */
   private hex?: HexText | null;
   private identity = "";
@@ -111,6 +114,11 @@ export class HanSource {
       timeoutS: this.replay ? 0 : cfg.timeout,
       statusEveryMs: opts.statusEveryMs,
     });
+    if (cfg.share)
+      this.share = new ShareServer(
+        { port: cfg.share.port, host: cfg.share.host, maxClients: cfg.share.max_clients },
+        this.log,
+      );
     this.transport.on("data", (chunk) => this.onData(chunk));
     this.transport.on("open", () => {
       this.stream.reset();
@@ -142,16 +150,23 @@ export class HanSource {
     this.log.info(`reading ${this.transport.description}, ${this.stream.framing} frames${auto ? " (baud auto)" : ""}`);
     this.transport.start();
     this.health.start();
+    this.share
+      ?.start()
+      .catch((err: Error) =>
+        this.log.error(`cannot share the meter's data on port ${this.cfg.share?.port}: ${err.message}`),
+      );
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.autoTimer) this.clock.clearTimeout(this.autoTimer);
+    await this.share?.stop();
     this.health.stop();
     await this.transport.stop();
   }
 
   private onData(chunk: Buffer): void {
+    this.share?.write(chunk);
     let bytes = chunk;
     if (this.replay) {
       if (this.hex === undefined) this.hex = looksLikeHex(chunk) ? new HexText() : null;
