@@ -309,7 +309,9 @@ export class Page {
       if (!load) return sendJson(res, 400, { error: `format: one of ${Object.keys(DECODERS).join(", ")}` });
       if (typeof text !== "string" || text.trim() === "")
         return sendJson(res, 400, { error: "paste a telegram, fragment, row or frame to decode" });
-      const bytes = Buffer.from(text, "utf8");
+      // A browser's text box gives lines ending in \n; a P1 telegram's CRC counts the meter's \r\n.
+      const pasted = format === "dsmr" ? `${text.replace(/\r?\n/g, "\r\n").replace(/(\r\n)?$/, "\r\n")}` : text;
+      const bytes = Buffer.from(pasted, format === "dsmr" ? "latin1" : "utf8");
       if (bytes.length > MAX_DECODE_BYTES)
         return sendJson(res, 413, { error: `at most ${MAX_DECODE_BYTES / 1024} KiB can be decoded here` });
       const hex = (v: unknown): string | undefined =>

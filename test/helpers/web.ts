@@ -16,9 +16,16 @@ import { Archive } from "../../src/outputs/archive/index.js";
 import { dsmr5Telegram, type MeterState } from "../../src/sources/dsmr/build.js";
 import { freePort } from "./mosquitto.js";
 
-/** The fixture archive's days (UTC), registers read every hour from 10:00 to 20:00. */
-export const FIXTURE_DAYS = ["2026-11-20", "2026-11-21", "2026-11-22"];
-export const INTERVAL_MONTH = "2026-11";
+const DAY_MS = 86_400_000;
+const today = Date.parse(`${new Date().toISOString().slice(0, 10)}T00:00:00Z`);
+/**
+ * The fixture archive's days (UTC; 12 to 10 days ago, so the page's default month of history shows them), registers
+ * read every hour from 10:00 to 20:00; and the month of intervals: the one before this one.
+ */
+export const FIXTURE_DAYS = [12, 11, 10].map((n) => new Date(today - n * DAY_MS).toISOString().slice(0, 10));
+export const INTERVAL_MONTH = new Date(Date.UTC(new Date().getUTCFullYear(), new Date().getUTCMonth() - 1, 1))
+  .toISOString()
+  .slice(0, 7);
 
 export interface WebBridge {
   app: App;

@@ -20,6 +20,11 @@ function h(tag, attrs, ...children) {
   return el;
 }
 
+/** Replaces an element's children, skipping the absent ones (a condition that did not hold). */
+function fill(el, ...children) {
+  el.replaceChildren(...children.flat().filter((c) => c !== undefined && c !== null && c !== false));
+}
+
 async function api(path, body) {
   const init =
     body === undefined
@@ -69,7 +74,8 @@ async function loadStatus() {
 function renderStatus() {
   const s = state.status;
   if (!s) return;
-  $("overall").replaceChildren(
+  fill(
+    $("overall"),
     h(
       "strong",
       { class: s.status === "ok" ? "ok" : "bad" },
@@ -105,7 +111,7 @@ function renderStatus() {
               .filter(Boolean)
               .join(", ") || "not identified yet",
           ),
-          row("Last valid frame", ago(m.last_frame)),
+          row(m.type === "smt" || m.type === "smarthub" ? "Last data" : "Last valid frame", ago(m.last_frame)),
           row("Frames received", fmtNum(m.frames_received)),
           row("Frames rejected", fmtNum(m.frames_rejected)),
         ),
@@ -215,8 +221,8 @@ function onReading(e) {
 
 /** Grid power over the last minutes, a line with its range. */
 function powerChart(points) {
-  const W = 600;
-  const H = 140;
+  const W = 320;
+  const H = 120;
   const svg = h("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": "power" });
   if (points.length < 2) {
     svg.append(h("text", { x: 10, y: 20 }, "power: waiting for readings"));
@@ -237,7 +243,7 @@ function powerChart(points) {
     h("text", { x: 0, y: y(hi - pad) + 4 }, `${Math.round(hi - pad)} W`),
     h("text", { x: 0, y: y(lo + pad) }, `${Math.round(lo + pad)} W`),
     h("text", { x: 40, y: H - 4 }, new Date(t0).toLocaleTimeString()),
-    h("text", { x: W - 80, y: H - 4 }, new Date(t1).toLocaleTimeString()),
+    h("text", { x: W - 60, y: H - 4 }, new Date(t1).toLocaleTimeString()),
     h("polyline", { class: "line", points: points.map(([t, w]) => `${x(t).toFixed(1)},${y(w).toFixed(1)}`).join(" ") }),
   );
   return svg;
@@ -473,7 +479,8 @@ async function decode(e) {
     if (r.items.length === 0)
       out.replaceChildren(h("p", { class: "refused" }, "Nothing in this text is a complete frame of that format."));
     else
-      out.replaceChildren(
+      fill(
+        out,
         ...r.items.map((it) =>
           it.ok
             ? h("div", { class: "decoded" }, h("strong", {}, "Read:"), h("pre", {}, JSON.stringify(it.json, null, 2)))
