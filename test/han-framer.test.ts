@@ -189,6 +189,18 @@ describe("wired M-Bus (Austria): the same APDU in another framing", () => {
       expect(times(read(stream, { framing: "mbus", key: KEY }, [cut]))).toEqual([states[0]!.time, states[1]!.time]);
   });
 
+  it("framing auto (the default) finds M-Bus or HDLC by itself, whatever came before", () => {
+    const noise = Buffer.from([0x68, 0x05, 0x7e, 0xa0, 0x16, 0x00]);
+    const mbus = Buffer.concat([noise, msg(0), msg(1)]);
+    expect(times(read(mbus, { key: KEY }))).toEqual([states[0]!.time, states[1]!.time]);
+    const hdlc = Buffer.concat([noise, aidonFrames(states[2]!), aidonFrames(states[3]!)]);
+    for (const cut of [1, 50, 200]) expect(times(read(hdlc, {}, [cut]))).toEqual([states[2]!.time, states[3]!.time]);
+    const s = new HanStream({ key: KEY });
+    expect(s.framing).toBe("HDLC or M-Bus");
+    s.push(msg(0));
+    expect(s.framing).toBe("M-Bus");
+  });
+
   it("a frame with a bad checksum loses its message only", () => {
     const bad = msg(0);
     bad[10]! ^= 0x01;

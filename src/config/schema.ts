@@ -168,8 +168,8 @@ export const HanMeterSchema = z.strictObject({
   baud: z.union([z.literal("auto"), z.literal(2400), z.literal(9600), z.literal(115200)]).default("auto"),
   /** Default even at 2400 baud, none at the others. */
   parity: z.enum(["none", "even"]).optional(),
-  /** hdlc (the RJ45/RJ12 HAN port) or mbus (wired M-Bus long frames, some Austrian meters). */
-  framing: z.enum(["hdlc", "mbus"]).default("hdlc"),
+  /** hdlc (the RJ45 HAN port), mbus (wired M-Bus long frames, some Austrian meters), or auto: whichever comes. */
+  framing: z.enum(["auto", "hdlc", "mbus"]).default("auto"),
   /** Zone of the meter's clock, for meters that send their local time without its offset from UTC. */
   timezone: z
     .string()

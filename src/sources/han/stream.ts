@@ -12,22 +12,67 @@ export type HanItem =
   | { ok: true; telegram: HanTelegram; bytes: number; apdu?: Buffer }
   | { ok: false; reason: string; bytes: number; noKey?: boolean; apdu?: Buffer };
 
-export type HanFraming = "hdlc" | "mbus";
+export type HanFraming = "auto" | "hdlc" | "mbus";
 
 export interface HanStreamOptions {
   timezone?: string;
   /** AES-128-GCM key (16 bytes) of an encrypted meter, and the authentication key when the grid operator gave one. */
   key?: Buffer;
   aad?: Buffer;
-  /** Default HDLC; wired M-Bus long frames (Austria) are the other. */
+  /** HDLC, wired M-Bus long frames (Austria), or auto (default): whichever first gives a message. */
   framing?: HanFraming;
 }
 
 export const NO_KEY_REASON =
   "this meter sends encrypted frames and no key is set: set the meter's `key` (and `aad` if you were given an authentication key); your grid operator gives them to you on request";
 
-export function createFramer(framing: HanFraming = "hdlc"): HanFramer {
-  return framing === "mbus" ? new MbusFramer() : new HdlcFramer();
+export function createFramer(framing: HanFraming = "auto"): HanFramer {
+  if (framing === "mbus") return new MbusFramer();
+  if (framing === "hdlc") return new HdlcFramer();
+  return new AutoFramer();
+}
+
+/**
+ * Both framings on the same bytes until one of them gives a whole message; from then on that one alone. Until
+ * then, what HDLC (by far the more common) rejects is reported.
+ */
+export class AutoFramer implements HanFramer {
+  private readonly hdlc = new HdlcFramer();
+  private readonly mbus = new MbusFramer();
+  private chosen?: HanFramer;
+
+  get name(): string {
+    return this.chosen?.name ?? "HDLC or M-Bus";
+  }
+
+  push(chunk: Uint8Array, out: FrameEvent[]): void {
+    if (this.chosen) return this.chosen.push(chunk, out);
+    const m: FrameEvent[] = [];
+    this.mbus.push(chunk, m);
+    const h: FrameEvent[] = [];
+    this.hdlc.push(chunk, h);
+    const found = (evs: FrameEvent[]) => evs.some((e) => "apdu" in e);
+    if (found(h)) this.chosen = this.hdlc;
+    else if (found(m)) this.chosen = this.mbus;
+    out.push(...(this.chosen === this.mbus ? m : h));
+    if (this.chosen) (this.chosen === this.hdlc ? this.mbus : this.hdlc).reset();
+  }
+
+  end(out: FrameEvent[]): void {
+    if (this.chosen) return this.chosen.end(out);
+    const m: FrameEvent[] = [];
+    this.mbus.end(m);
+    const h: FrameEvent[] = [];
+    this.hdlc.end(h);
+    out.push(...(m.some((e) => "apdu" in e) && !h.some((e) => "apdu" in e) ? m : h));
+  }
+
+  /** A reopened port may be another meter: the choice is made again. */
+  reset(): void {
+    this.chosen = undefined;
+    this.hdlc.reset();
+    this.mbus.reset();
+  }
 }
 
 export class HanStream {
