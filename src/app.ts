@@ -17,6 +17,7 @@ import { InfluxOutput } from "./outputs/influx/index.js";
 import { describeUrl, MqttOutput } from "./outputs/mqtt/index.js";
 import { archiveStatistics, StatisticsOutput } from "./outputs/statistics/index.js";
 import { createSource } from "./sources/index.js";
+import { capacityTransform } from "./tariffs/capacity.js";
 import { calendarMeters, TariffService } from "./tariffs/index.js";
 import { withTariffCost } from "./tariffs/statistics.js";
 import { type Clock, systemClock } from "./util/clock.js";
@@ -101,9 +102,7 @@ export class App {
         clock: this.clock,
         diagnostics: { bus: this.bus, meterIds: cfg.meters.map((m) => m.id) },
       });
-      await archive.start().catch((err: Error) => {
-        throw new Error(`cannot open the archive ${cfg.archive.path}: ${err.message}`, { cause: err });
-      });
+      await archive.start();
       if (this.stopping) {
         await archive.stop();
         return;
@@ -129,6 +128,7 @@ export class App {
       createDeriver(cfg.meters.map((m) => ({ id: m.id, timezone: "timezone" in m ? m.timezone : undefined }))),
     );
     this.bus.transform("reading", this.tariffs.coster());
+    this.startCapacity();
     this.startInflux();
     if (cfg.loads.length > 0) {
       this.loads = new LoadAdvisorService(cfg, { clock: this.clock });
@@ -195,6 +195,23 @@ export class App {
       return i;
     });
     this.bus.transform("reading", tracker.transform);
+  }
+
+  /** Belgium's capacity tariff in money, for meters whose tariff has `capacity` (src/tariffs/capacity.ts). */
+  private startCapacity(): void {
+    const meters = Object.values(this.config.tariffs).flatMap((t) =>
+      t.capacity
+        ? t.meters.flatMap((id) => {
+            const tariff = this.tariffs?.tariffs.get(id);
+            return tariff && t.capacity
+              ? [{ id, capacity: t.capacity, timezone: tariff.timezone, currency: tariff.currency }]
+              : [];
+          })
+        : [],
+    );
+    const path = this.archive ? this.config.archive.path : undefined;
+    const step = capacityTransform(meters, path ? () => openArchiveReadOnly(path) : undefined, this.clock.now());
+    if (step) this.bus.transform("reading", step);
   }
 
   /** The health report on `<base>/bridge/health` (retained) and, with `web:`, at GET /health. */

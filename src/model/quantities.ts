@@ -704,6 +704,36 @@ for (const [name, label] of [
   });
 }
 
+// Belgium's capacity tariff in money (src/tariffs/capacity.ts): the kW billed and this month's charge.
+add({
+  name: "capacity_basis_kw",
+  label: "Capacity tariff basis",
+  kind: "demand",
+  type: "number",
+  unit: "kW",
+  deviceClass: "power",
+  stateClass: "measurement",
+  icon: "mdi:chart-bell-curve-cumulative",
+  precision: 3,
+  archive: false,
+});
+for (const [name, label] of [
+  ["capacity_cost_month", "Capacity charge this month"],
+  ["capacity_cost_month_projected", "Capacity charge this month, projected"],
+] as const) {
+  // No state_class: a monthly figure that starts over, for display; the Energy dashboard takes cost_import_total.
+  add({
+    name,
+    label,
+    kind: "cost",
+    type: "number",
+    deviceClass: "monetary",
+    icon: "mdi:cash-clock",
+    precision: 2,
+    archive: false,
+  });
+}
+
 export const QUANTITIES: ReadonlyMap<string, QuantitySpec> = new Map(specs.map((s) => [s.name, s]));
 
 export function quantity(name: string): QuantitySpec | undefined {

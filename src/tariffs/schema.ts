@@ -70,6 +70,17 @@ export const TariffSchema = z.strictObject({
   export: PriceSchema.optional(),
   /** A fixed charge per day (standing charge, grid fee), accrued evenly over the day's hours. */
   daily_charge: z.number().min(0).default(0),
+  /**
+   * Belgium's capacity tariff: the grid operator's price per kW of peak demand per year, the minimum peak it bills
+   * (2.5 kW in Flanders), and whether the month's peak or the average of the last 12 months' is billed.
+   */
+  capacity: z
+    .strictObject({
+      price_per_kw_year: z.number().min(0).max(10_000),
+      minimum_kw: z.number().min(0).max(100).default(2.5),
+      average: z.enum(["month", "12_months"]).default("12_months"),
+    })
+    .optional(),
 });
 
 export const TariffsSchema = z.record(
