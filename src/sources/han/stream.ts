@@ -46,7 +46,10 @@ export class AutoFramer implements HanFramer {
   }
 
   push(chunk: Uint8Array, out: FrameEvent[]): void {
-    if (this.chosen) return this.chosen.push(chunk, out);
+    if (this.chosen) {
+      this.chosen.push(chunk, out);
+      return;
+    }
     const m: FrameEvent[] = [];
     this.mbus.push(chunk, m);
     const h: FrameEvent[] = [];
@@ -59,7 +62,10 @@ export class AutoFramer implements HanFramer {
   }
 
   end(out: FrameEvent[]): void {
-    if (this.chosen) return this.chosen.end(out);
+    if (this.chosen) {
+      this.chosen.end(out);
+      return;
+    }
     const m: FrameEvent[] = [];
     this.mbus.end(m);
     const h: FrameEvent[] = [];
