@@ -3,7 +3,7 @@
  * system executable (never a downloaded browser). One browser for the file; a screenshot of each view goes to
  * test-artifacts/web/.
  */
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type BrowserContext, chromium, type Page } from "playwright-core";
@@ -106,6 +106,28 @@ describe("the page of a bridge with a fixture archive and a load", () => {
     await page?.close();
     await b?.close();
   });
+
+  it("loads in well under a second, with everything from the bridge itself", async () => {
+    const fresh = await open(b.url);
+    await fresh.locator('#meters-status [data-meter="home"]').waitFor();
+    // Run in the page (the tests are type-checked without the DOM's types, hence the string).
+    const timing = (await fresh.evaluate(`(() => {
+      const nav = performance.getEntriesByType("navigation")[0];
+      const resources = performance.getEntriesByType("resource");
+      return {
+        domContentLoadedMs: Math.round(nav.domContentLoadedEventEnd),
+        loadMs: Math.round(nav.loadEventEnd),
+        bytes: nav.transferSize + resources.reduce((a, r) => a + r.transferSize, 0),
+        origins: [...new Set(resources.map((r) => new URL(r.name).origin))],
+      };
+    })()`)) as { domContentLoadedMs: number; loadMs: number; bytes: number; origins: string[] };
+    writeFileSync(join(ARTIFACTS, "timing.json"), `${JSON.stringify(timing, null, 2)}\n`);
+    expect(timing.origins).toEqual([new URL(b.url).origin]);
+    // Generous for a loaded CI machine; a Pi on the LAN measures ~100 ms.
+    expect(timing.loadMs).toBeLessThan(1000);
+    await fresh.close();
+    expect(errors).toEqual([]);
+  }, 60_000);
 
   it("status: the meters, a rejected telegram's reason and the outputs", async () => {
     b.send(b.telegram(700));
