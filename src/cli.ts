@@ -71,12 +71,19 @@ async function run(args: string[]): Promise<number> {
     process.once("SIGTERM", () => onSignal("SIGTERM"));
     process.once("SIGINT", () => onSignal("SIGINT"));
   });
-  try {
-    await app.start();
-  } catch (err) {
-    await app.stop().catch(() => {});
-    throw err;
-  }
+  // A signal during start-up (an archive still migrating, say) is answered at once: the stop's outcome is the
+  // answer, and start-up, which checks for the stop at each step, is not waited for.
+  const started = app.start().then(
+    () => undefined,
+    async (err: unknown) => {
+      if (stopping) return;
+      stopping = true;
+      await app.stop().catch(() => {});
+      throw err;
+    },
+  );
+  const early = await Promise.race([started, done, failure]);
+  if (typeof early === "number") return early;
   return Promise.race([done, failure]);
 }
 

@@ -68,7 +68,7 @@ describe("the bridge without a broker", () => {
     const { dir, pty } = await setup();
     const port = await freePort();
     const bridge = bridgeAt(dir, pty, [`url: mqtt://127.0.0.1:${port}`, "min_interval: {energy: 0, power: 0}"]);
-    await until(() => /\bopen\b/.test(bridge.output()), 15_000, "the port to be opened");
+    await until(() => /8N1\) open/.test(bridge.output()), 15_000, "the port to be opened");
     // Opened before the first connection attempt had even timed out (10 s).
     expect(bridge.output()).not.toMatch(/cannot connect/);
     for (let i = 0; i < 5; i++) await pty.write(telegrams[i]!);
@@ -79,10 +79,25 @@ describe("the bridge without a broker", () => {
     cleanups.push(() => broker.stop());
     const sub: Collector = await collect(broker.url, ["meter2mqtt/#"]);
     cleanups.push(() => sub.close());
-    const state = await sub.waitFor(
-      (m) => m.topic === "meter2mqtt/p1/state" && m.payload.includes(`"time":"${iso(states[4]!.time)}"`),
-      20_000,
+    // The latest telegram's register (the state's `time` may be a diagnostic's rather than the meter's).
+    const decoded = decodeTelegram(telegrams[4]!);
+    if (!decoded.ok) throw new Error(decoded.reason);
+    const latest = decoded.telegram.values.energy_import_tariff2_kwh;
+    expect(latest).not.toBe(
+      (decodeTelegram(telegrams[3]!) as { telegram: { values: Record<string, unknown> } }).telegram.values
+        .energy_import_tariff2_kwh,
     );
+    const state = await sub
+      .waitFor(
+        (m) =>
+          m.topic === "meter2mqtt/p1/state" &&
+          (JSON.parse(m.payload) as Record<string, unknown>).energy_import_tariff2_kwh === latest,
+        30_000,
+      )
+      .catch((err: Error) => {
+        const seen = sub.messages.filter((m) => m.topic === "meter2mqtt/p1/state").map((m) => m.payload);
+        throw new Error(`${err.message}\nstates: ${seen.join("\n")}\nbridge:\n${bridge.output()}`);
+      });
     expect(state.retain).toBe(true);
     const { code } = await stopAndTime(bridge);
     expect(code).toBe(0);
@@ -93,14 +108,14 @@ describe("the bridge without a broker", () => {
     const { dir, pty } = await setup();
     const port = await freePort();
     const bridge = bridgeAt(dir, pty, [`url: mqtt://127.0.0.1:${port}`]);
-    await until(() => /\bopen\b/.test(bridge.output()), 15_000, "the port to be opened");
+    await until(() => /8N1\) open/.test(bridge.output()), 15_000, "the port to be opened");
     await pty.write(telegrams[0]!);
     await new Promise((r) => setTimeout(r, 1000));
     const { code, ms } = await stopAndTime(bridge);
     expect(code).toBe(0);
     expect(ms).toBeLessThan(2500);
     const out = bridge.output();
-    expect(out.slice(out.indexOf("stopping"))).not.toMatch(/\bopen\b/);
+    expect(out.slice(out.indexOf("stopping"))).not.toMatch(/8N1\) open/);
     expect(archived(dir)).toEqual([iso(states[0]!.time)]);
   }, 60_000);
 
@@ -114,7 +129,7 @@ describe("the bridge without a broker", () => {
     expect(ms).toBeLessThan(2500);
     const out = bridge.output();
     expect(out).toMatch(/stopped/);
-    expect(out.slice(out.indexOf("stopped"))).not.toMatch(/\bopen\b/);
+    expect(out.slice(out.indexOf("stopped"))).not.toMatch(/8N1\) open/);
   }, 60_000);
 });
 
@@ -127,7 +142,7 @@ describe("the bridge with a broker", () => {
     cleanups.push(() => sub.close());
     const bridge = bridgeAt(dir, pty, [`url: ${broker.url}`, "min_interval: {energy: 600, power: 600}"]);
     await sub.waitFor((m) => m.topic === "meter2mqtt/bridge/state" && m.payload === "online", 20_000);
-    await until(() => /\bopen\b/.test(bridge.output()), 15_000, "the port to be opened");
+    await until(() => /8N1\) open/.test(bridge.output()), 15_000, "the port to be opened");
     await pty.write(telegrams[0]!);
     await sub.waitFor((m) => m.topic === "meter2mqtt/p1/state", 10_000);
     for (let i = 1; i < 4; i++) await pty.write(telegrams[i]!);
@@ -159,7 +174,7 @@ describe("the bridge with a broker", () => {
     cleanups.push(() => sub.close());
     const bridge = bridgeAt(dir, pty, [`url: ${broker.url}`]);
     await sub.waitFor((m) => m.topic === "meter2mqtt/bridge/state" && m.payload === "online", 20_000);
-    await until(() => /\bopen\b/.test(bridge.output()), 15_000, "the port to be opened");
+    await until(() => /8N1\) open/.test(bridge.output()), 15_000, "the port to be opened");
     await pty.write(telegrams[0]!);
     await until(() => archived(dir).length === 1, 15_000, "the reading to be archived");
     broker.signal("SIGSTOP");

@@ -245,7 +245,11 @@ describe("a broker that hangs", () => {
 
     own.signal("SIGSTOP");
     await until(() => out.stats.stalls >= 1, 20_000, "the stall to be noticed");
-    expect(log.at("warn").some((l) => /lost the connection .*stopped answering/.test(l))).toBe(true);
+    await until(
+      () => log.at("warn").some((l) => /lost the connection .*stopped answering/.test(l)),
+      10_000,
+      "the warning that says why",
+    );
     await new Promise((r) => setTimeout(r, 3000));
     own.signal("SIGCONT");
     const resumedAt = Date.now();
