@@ -500,6 +500,11 @@ const RENAMED: Record<string, string> = {
   "meters.tcp": "meters.port",
   ...FLATTENED_OPTIONS,
   ...Object.fromEntries(TARIFF_OPTIONS.filter((k) => k !== "name").map((k) => [`tariffs.${k}`, `tariffs.*.${k}`])),
+  ...Object.fromEntries(
+    Object.entries(FLATTENED_OPTIONS)
+      .filter(([flat]) => flat.startsWith("tariffs."))
+      .map(([flat, path]) => [flat, path.replace(/^tariffs\./, "tariffs.*.")]),
+  ),
 };
 /** Options whose value the app takes in another form: the map key itself, and "home, garage" as a list. */
 const CONVERTED = new Set(["tariffs.name", "tariffs.meters"]);
@@ -644,6 +649,7 @@ const SAMPLES: Record<string, unknown> = {
   "tariffs.timezone": "Europe/Brussels",
   "tariffs.import": 0.31,
   "tariffs.export": 0.04,
+  "tariffs.capacity_price_per_kw_year": 53.26,
   "influx.url": "http://127.0.0.1:8428",
   "influx.database": "energy",
   "influx.bucket": "energy",
@@ -823,8 +829,16 @@ describe("the add-on's options map onto the app's config schema", () => {
         else if (field) base[head!] = { ...(sampleNode(head!, node) as Obj), [field]: value };
         else base[head!] = value;
         const cfg = toApp(base) as unknown as Obj;
-        const section = cfg[head!];
-        const got = field ? (Array.isArray(section) ? (section[0] as Obj) : (section as Obj))[field] : section;
+        let section = cfg[head!];
+        if (Array.isArray(section)) section = section[0];
+        if (head === "tariffs") section = (section as Obj)[SAMPLES["tariffs.name"] as string];
+        // Where the app reads the option: `capacity_average` is the tariff's `capacity.average`.
+        const appField = (RENAMED[path] ?? path)
+          .split(".")
+          .slice(1)
+          .filter((k) => k !== "*")
+          .join(".");
+        const got = field ? valueAt(section, appField) : section;
         expect(String(got), `${path} = ${value}`).toBe(value);
       }
     }

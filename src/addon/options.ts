@@ -76,6 +76,7 @@ export const NESTED_OPTIONS: Readonly<Record<string, Readonly<Record<string, rea
     ],
   },
   loads: { command: ["topic", "payload_on", "payload_off", "retain"] },
+  tariffs: { capacity: ["price_per_kw_year", "minimum_kw", "average"] },
 };
 
 export const NESTED_METER_OPTIONS = NESTED_OPTIONS.meters!;
@@ -382,7 +383,7 @@ function tariffsOf(options: Obj, config: Obj, issues: string[], decisions: strin
       issues.push(`${where}: expected a tariff`);
       return;
     }
-    const { name, meters, ...rest } = t;
+    const { name, meters, ...rest } = folded(t, "tariffs", undefined, where, renamed);
     if (typeof name !== "string" || !/^[a-z0-9_]{1,64}$/.test(name)) {
       issues.push(`${where}.name: expected lowercase letters, digits and _ (got ${JSON.stringify(name)})`);
       return;
@@ -395,6 +396,8 @@ function tariffsOf(options: Obj, config: Obj, issues: string[], decisions: strin
     tariffs[name] = { meters: ids, ...rest };
     renamed[`tariffs.${name}`] = where;
     renamed[`tariffs.${name}.meters`] = `${where}.meters`;
+    for (const key of NESTED_OPTIONS.tariffs!.capacity!)
+      renamed[`tariffs.${name}.capacity.${key}`] = `${where}.capacity_${key}`;
     decisions.push(
       `tariff ${name}: ${Array.isArray(ids) ? ids.join(", ") : "?"} at ${String(rest.import)} ${String(rest.currency)}/kWh`,
     );
