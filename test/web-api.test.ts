@@ -222,7 +222,9 @@ describe("web API on a running bridge", () => {
       "api/decode",
       post({ format: "dsmr", text: corrupt(b.telegram(812)).toString("latin1") }),
     );
-    expect(bad.body.items).toEqual([{ ok: false, reason: expect.stringMatching(/CRC/i) }]);
+    expect(bad.body.items).toEqual([
+      { ok: false, reason: expect.stringMatching(/CRC/i), hint: expect.stringContaining("cable") },
+    ]);
     const huge = await json(b, "api/decode", post({ format: "dsmr", text: "x".repeat(70_000) }));
     expect(huge.status).toBe(413);
     const wayTooBig = await fetch(new URL("api/decode", b.url), post({ format: "dsmr", text: "x".repeat(300_000) }));

@@ -208,6 +208,7 @@ describe("the page of a bridge with a fixture archive and a load", () => {
     const refused = page.locator("#decode-out .refused");
     await refused.waitFor({ timeout: 15_000 });
     expect(await refused.textContent()).toMatch(/Refused: .*CRC/i);
+    expect(await refused.locator(".hint").textContent()).toContain("changed between the meter and meter2mqtt");
     await shot(page, "decode-refused");
     await page.fill("#decode-text", b.telegram(500).toString("latin1"));
     await page.click("#decode-run");

@@ -14,6 +14,7 @@ import { DECODERS } from "../sources/index.js";
 import type { Clock } from "../util/clock.js";
 import type { Logger } from "../util/log.js";
 import { VERSION } from "../version.js";
+import { hintFor } from "./hints.js";
 import { History, MAX_DAYS } from "./history.js";
 import { iso, LiveState } from "./live.js";
 import { BodyError, readJson, sendJson, type WebServer } from "./server.js";
@@ -154,7 +155,11 @@ export class Page {
           last_reading: l?.time ? iso(l.time) : null,
           frames_received: l?.framesReceived ?? h?.frames_received ?? 0,
           frames_rejected: l?.framesRejected ?? h?.frames_rejected ?? 0,
-          rejections: (l?.rejections ?? []).map((r) => ({ time: iso(r.time), reason: r.reason })),
+          rejections: (l?.rejections ?? []).map((r) => ({
+            time: iso(r.time),
+            reason: r.reason,
+            hint: hintFor(r.reason),
+          })),
           last_raw: l?.lastRaw ?? null,
           identity: l?.info ?? {},
         };
@@ -319,7 +324,7 @@ export class Page {
       if ((key !== undefined && key !== "" && !hex(key)) || (aad !== undefined && aad !== "" && !hex(aad)))
         return sendJson(res, 400, { error: "key and aad: 32 hex digits each" });
       const decoder = await load();
-      const items: { ok: boolean; json?: unknown; reason?: string }[] = [];
+      const items: { ok: boolean; json?: unknown; reason?: string; hint?: string }[] = [];
       let more = false;
       const run = (async () => {
         async function* input(): AsyncIterable<Buffer> {
@@ -335,7 +340,8 @@ export class Page {
             more = true;
             break;
           }
-          items.push(it.ok ? { ok: true, json: it.json } : { ok: false, reason: it.reason });
+          const hint = it.ok ? undefined : hintFor(it.reason);
+          items.push(it.ok ? { ok: true, json: it.json } : { ok: false, reason: it.reason, ...(hint ? { hint } : {}) });
         }
       })();
       let timer: NodeJS.Timeout | undefined;

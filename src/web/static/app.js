@@ -123,8 +123,9 @@ function renderStatus() {
               h(
                 "ul",
                 {},
-                m.rejections.map((r) => h("li", {}, `${fmtTime(r.time)}: ${r.reason}`)),
+                m.rejections.map((r) => h("li", { title: r.hint || null }, `${fmtTime(r.time)}: ${r.reason}`)),
               ),
+              m.rejections.at(-1).hint ? h("p", { class: "hint note" }, m.rejections.at(-1).hint) : null,
             )
           : null,
         m.last_raw
@@ -484,7 +485,13 @@ async function decode(e) {
         ...r.items.map((it) =>
           it.ok
             ? h("div", { class: "decoded" }, h("strong", {}, "Read:"), h("pre", {}, JSON.stringify(it.json, null, 2)))
-            : h("div", { class: "refused" }, h("strong", {}, "Refused: "), it.reason),
+            : h(
+                "div",
+                { class: "refused" },
+                h("strong", {}, "Refused: "),
+                it.reason,
+                it.hint ? h("p", { class: "hint" }, it.hint) : null,
+              ),
         ),
         r.more ? h("p", { class: "note" }, "…and more; only the first 50 are shown.") : null,
       );
