@@ -244,9 +244,10 @@ describe("energy_hours", () => {
       expect(db.prepare("SELECT count(*) AS n FROM energy_hours WHERE hours IS NULL").get()).toEqual({ n: 0 });
       // The same rows as the archive that kept them reading by reading.
       db.exec(`ATTACH '${path}' AS kept`);
-      expect(all(db, "SELECT * FROM main.energy_hours ORDER BY hour")).toEqual(
-        all(db, "SELECT * FROM kept.energy_hours ORDER BY hour"),
-      );
+      // (t_last: the newest reading, kept by the writer for the next batch; the upgrade leaves it to it.)
+      const hours = (schema: string) =>
+        all(db, `SELECT * FROM ${schema}.energy_hours ORDER BY hour`).map(({ t_last, ...r }) => r);
+      expect(hours("main")).toEqual(hours("kept"));
       expect(all(db, "SELECT * FROM main.gas_hours ORDER BY hour")).toEqual(
         all(db, "SELECT * FROM kept.gas_hours ORDER BY hour"),
       );

@@ -10,7 +10,7 @@ import type Database from "better-sqlite3";
 const HOUR_MS = 3_600_000;
 
 /** The register columns of readings and their short names in energy_hours. */
-const REGISTERS = [
+export const REGISTERS = [
   ["energy_import_kwh", "imp", "import_kwh"],
   ["energy_import_tariff1_kwh", "imp1", "import_tariff1_kwh"],
   ["energy_import_tariff2_kwh", "imp2", "import_tariff2_kwh"],
@@ -33,9 +33,19 @@ export function hourOf(t: number): number {
 export const hourKey = (ms: number): string => `${new Date(ms).toISOString().slice(0, 13)}:00:00Z`;
 const timeKey = (ms: number): string => new Date(ms).toISOString();
 
+/** What the readings just stored bring to one hour: their first and last time, each register's newest value. */
+export interface NewReadings {
+  first: string;
+  last: string;
+  /** In REGISTERS order; null where none of them has the register. */
+  registers: (number | null)[];
+  /** When each of those values was read. */
+  at: (string | null)[];
+}
+
 export interface HourKeeper {
-  /** Brings the given hours of a meter (UTC ms of their starts) and the hours after them up to date. */
-  update(meterId: string, hours: Iterable<number>): void;
+  /** Brings the given hours of a meter (by the UTC ms of their starts) and the hours after them up to date. */
+  update(meterId: string, hours: ReadonlyMap<number, NewReadings>): void;
   /** Works out the energy of rows left with `hours` NULL (after the migration); returns how many. */
   completePending(): number;
 }
@@ -51,6 +61,17 @@ export function hourKeeper(db: Database.Database): HourKeeper {
      ).join(",\n ")}
      WHERE EXISTS (SELECT 1 FROM readings WHERE meter_id = @m AND time > @t0 AND time <= @t1 AND ${anyRegister})
      ON CONFLICT (meter_id, hour) DO UPDATE SET ${REGISTERS.map(([, s]) => `r_${s} = excluded.r_${s}`).join(", ")}`,
+  );
+  const last = db.prepare<{ m: string; h: string; t0: string; t1: string }>(
+    `UPDATE energy_hours SET t_last = (SELECT time FROM readings
+       WHERE meter_id = @m AND time > @t0 AND time <= @t1 AND ${anyRegister} ORDER BY time DESC LIMIT 1)
+     WHERE meter_id = @m AND hour = @h`,
+  );
+  const stored = db.prepare<[string, string]>(
+    `SELECT t_last, ${REGISTERS.map(([, s]) => `r_${s}`).join(", ")} FROM energy_hours WHERE meter_id = ? AND hour = ?`,
+  );
+  const append = db.prepare(
+    `UPDATE energy_hours SET ${REGISTERS.map(([, s]) => `r_${s} = ?`).join(", ")}, t_last = ? WHERE meter_id = ? AND hour = ?`,
   );
   const drop = db.prepare<{ m: string; h: string; t0: string; t1: string }>(
     `DELETE FROM energy_hours WHERE meter_id = @m AND hour = @h
@@ -88,9 +109,18 @@ export function hourKeeper(db: Database.Database): HourKeeper {
   return {
     update(meterId, hours) {
       const redo = new Set<string>();
-      for (const ms of hours) {
+      for (const ms of [...hours.keys()].sort((a, b) => a - b)) {
+        const got = hours.get(ms) as NewReadings;
         const p = { m: meterId, h: hourKey(ms), t0: timeKey(ms), t1: timeKey(ms + HOUR_MS) };
-        if (registers.run(p).changes === 0) drop.run(p);
+        const had = stored.get(meterId, p.h) as Record<string, number | string | null> | undefined;
+        if (had && typeof had.t_last === "string" && got.first > had.t_last) {
+          // Newer than all the hour had: each register's newest value is theirs where they have it.
+          const values = REGISTERS.map(([, s], i) => got.registers[i] ?? (had[`r_${s}`] as number | null));
+          append.run(...values, got.last, meterId, p.h);
+        } else {
+          if (registers.run(p).changes === 0) drop.run(p);
+          last.run(p);
+        }
         redo.add(p.h);
         const after = next.get(meterId, p.h) as { hour: string } | undefined;
         if (after) redo.add(after.hour);
@@ -107,29 +137,29 @@ export function hourKeeper(db: Database.Database): HourKeeper {
   };
 }
 
-/** How far from a gas hour its readings are looked for by `time`: the gas value reaches the meter minutes to an hour late. */
-const GAS_BEFORE_MS = HOUR_MS;
-const GAS_AFTER_MS = 5 * HOUR_MS;
+/** The newest gas reading of an hour among those just stored: its normalised time and value. */
+export interface GasRead {
+  at: string;
+  gas: number;
+}
+
+export interface GasKeeper {
+  /** Takes each gas hour's newest reading among those just stored, and works the hours and the next ones out again. */
+  update(meterId: string, hours: ReadonlyMap<number, GasRead>): void;
+  completePending(): number;
+}
 
 /**
- * Keeps gas_hours (sql/011_gas_hours.sql), the same way for the gas register: each gas hour (of the gas meter's own
- * reading time) that readings were stored for gets its newest gas value again, found among the readings stored from
- * an hour before it to five hours after (by `time`, the primary key), and its gas and the next hour's are worked out
- * again. A meter's first hour has nothing to subtract from (NULL), as before.
+ * Keeps gas_hours (sql/011_gas_hours.sql), the same way for the gas register. An hour's gas value is that of its
+ * newest gas reading time (gas_at), so the readings just stored only change it when one of them is newer than the
+ * one the hour has: no reading is read back. A meter's first hour has nothing to subtract from (NULL), as before.
  */
-export function gasKeeper(db: Database.Database): HourKeeper {
-  const normal = "strftime('%Y-%m-%dT%H:%M:%fZ', gas_at)";
-  const latest = db.prepare<{ m: string; w0: string; w1: string; t0: string; t1: string }>(
-    `SELECT at, gas_m3 AS g FROM (
-       SELECT ${normal} AS at, gas_m3 FROM readings
-        WHERE meter_id = @m AND time > @w0 AND time <= @w1 AND gas_at IS NOT NULL AND gas_m3 IS NOT NULL)
-     WHERE at > @t0 AND at <= @t1 ORDER BY at DESC LIMIT 1`,
-  );
+export function gasKeeper(db: Database.Database): GasKeeper {
   const upsert = db.prepare(
     `INSERT INTO gas_hours (meter_id, hour, at, r_gas, pending) VALUES (?, ?, ?, ?, 1)
-     ON CONFLICT (meter_id, hour) DO UPDATE SET at = excluded.at, r_gas = excluded.r_gas, pending = 1`,
+     ON CONFLICT (meter_id, hour) DO UPDATE SET at = excluded.at, r_gas = excluded.r_gas, pending = 1
+     WHERE excluded.at > gas_hours.at`,
   );
-  const drop = db.prepare<[string, string]>("DELETE FROM gas_hours WHERE meter_id = ? AND hour = ?");
   const next = db.prepare<[string, string]>(
     "SELECT hour FROM gas_hours WHERE meter_id = ? AND hour > ? ORDER BY hour LIMIT 1",
   );
@@ -147,17 +177,10 @@ export function gasKeeper(db: Database.Database): HourKeeper {
   return {
     update(meterId, hours) {
       const redo = new Set<string>();
-      for (const ms of hours) {
+      for (const ms of [...hours.keys()].sort((a, b) => a - b)) {
+        const r = hours.get(ms) as GasRead;
         const h = hourKey(ms);
-        const found = latest.get({
-          m: meterId,
-          w0: timeKey(ms - GAS_BEFORE_MS),
-          w1: timeKey(ms + GAS_AFTER_MS),
-          t0: timeKey(ms),
-          t1: timeKey(ms + HOUR_MS),
-        }) as { at: string; g: number } | undefined;
-        if (found) upsert.run(meterId, h, found.at, found.g);
-        else drop.run(meterId, h);
+        if (upsert.run(meterId, h, r.at, r.gas).changes === 0) continue;
         redo.add(h);
         const after = next.get(meterId, h) as { hour: string } | undefined;
         if (after) redo.add(after.hour);

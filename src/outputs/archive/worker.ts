@@ -4,7 +4,7 @@ import type Database from "better-sqlite3";
 import { calendarStore } from "../../tariffs/calendar.js";
 import { costStore } from "../../tariffs/statistics.js";
 import { migrate, missingColumns, openWritable, sqlDir } from "./db.js";
-import { gasKeeper, hourKeeper, hourOf } from "./hours.js";
+import { type GasRead, gasKeeper, hourKeeper, hourOf, type NewReadings, REGISTERS } from "./hours.js";
 import { intervalStore } from "./intervals.js";
 import { maintenanceStore } from "./maintenance.js";
 import type { ArchiveStore, Batch, FromWorker, MeterRow, ToWorker, WorkerInit } from "./protocol.js";
@@ -18,6 +18,8 @@ const port = parentPort;
 if (!port) throw new Error("archive worker must run in a worker thread");
 const init = workerData as WorkerInit;
 const send = (m: FromWorker): void => port.postMessage(m);
+/** Year 9999, as the archive's times go (src/outputs/archive/index.ts). */
+const MAX_TIME_MS = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
 
 function errorText(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
@@ -52,6 +54,7 @@ function prepare(db: Database.Database): (batch: Batch) => number {
   const hours = hourKeeper(db);
   const gasHours = gasKeeper(db);
   const gasM3 = init.numberColumns.indexOf("gas_m3");
+  const registerAt = REGISTERS.map(([c]) => init.numberColumns.indexOf(c));
   const gasAt = init.stringColumns.indexOf("gas_at");
   const count = db.prepare("UPDATE meters SET readings = readings + ? WHERE id = ?");
   const retentionMs = init.retentionDays ? init.retentionDays * 86_400_000 : undefined;
@@ -60,10 +63,10 @@ function prepare(db: Database.Database): (batch: Batch) => number {
     for (const m of b.meters as MeterRow[]) upsertMeter.run(m);
     let inserted = 0;
     const span = new Map<string, [number, number]>();
-    /** Hours (UTC ms) that gained readings, per meter. */
-    const touched = new Map<string, Set<number>>();
+    /** Hours (UTC ms) that gained readings with a register, per meter, and what those bring. */
+    const touched = new Map<string, Map<number, NewReadings>>();
     /** Gas hours (UTC ms, of the gas meter's own reading time) that gained readings, per meter. */
-    const gasTouched = new Map<string, Set<number>>();
+    const gasTouched = new Map<string, Map<number, GasRead>>();
     /** Readings stored, per meter. */
     const perMeter = new Map<string, number>();
     for (let i = 0; i < b.count; i++) {
@@ -80,16 +83,47 @@ function prepare(db: Database.Database): (batch: Batch) => number {
       inserted += changes;
       if (changes > 0) {
         perMeter.set(meterId, (perMeter.get(meterId) ?? 0) + 1);
-        const at = gasM3 >= 0 && gasAt >= 0 && params[2 + gasM3] !== null ? params[2 + nNum + gasAt] : null;
+        const g = gasM3 >= 0 && gasAt >= 0 ? params[2 + gasM3] : null;
+        const at = typeof g === "number" ? params[2 + nNum + gasAt] : null;
         const atMs = typeof at === "string" ? Date.parse(at) : Number.NaN;
-        if (Number.isFinite(atMs)) {
-          const g = gasTouched.get(meterId);
-          if (g) g.add(hourOf(atMs));
-          else gasTouched.set(meterId, new Set([hourOf(atMs)]));
+        if (typeof g === "number" && Number.isFinite(atMs) && atMs >= 0 && atMs <= MAX_TIME_MS) {
+          // The archive's own time format, as strftime('%Y-%m-%dT%H:%M:%fZ') writes it in gas_hourly.
+          const read = { at: new Date(atMs).toISOString(), gas: g };
+          let byHour = gasTouched.get(meterId);
+          if (!byHour) gasTouched.set(meterId, (byHour = new Map()));
+          const hour = hourOf(atMs);
+          const had = byHour.get(hour);
+          if (!had || read.at > had.at) byHour.set(hour, read);
         }
-        const set = touched.get(meterId);
-        if (set) set.add(hourOf(t));
-        else touched.set(meterId, new Set([hourOf(t)]));
+        let any = false;
+        for (const k of registerAt) if (k >= 0 && params[2 + k] !== null) any = true;
+        if (any) {
+          let byHour = touched.get(meterId);
+          if (!byHour) touched.set(meterId, (byHour = new Map()));
+          const hour = hourOf(t);
+          const time = params[1] as string;
+          const got = byHour.get(hour);
+          const values = registerAt.map((k) => (k >= 0 ? (params[2 + k] as number | null) : null));
+          if (!got)
+            byHour.set(hour, {
+              first: time,
+              last: time,
+              registers: values,
+              at: values.map((v) => (v === null ? null : time)),
+            });
+          else {
+            if (time < got.first) got.first = time;
+            if (time > got.last) got.last = time;
+            // Each register's value of the newest reading that has it.
+            values.forEach((v, r) => {
+              const at = got.at[r];
+              if (v !== null && (at === null || at === undefined || time > at)) {
+                got.registers[r] = v;
+                got.at[r] = time;
+              }
+            });
+          }
+        }
       }
       const s = span.get(meterId);
       if (!s) span.set(meterId, [t, t]);
@@ -100,16 +134,14 @@ function prepare(db: Database.Database): (batch: Batch) => number {
     }
     // Hours whose raw readings retention has deleted keep their energy: a late reading there changes nothing.
     const kept = retentionMs === undefined ? Number.NEGATIVE_INFINITY : Date.now() - retentionMs;
-    for (const [id, set] of touched)
-      hours.update(
-        id,
-        [...set].filter((h) => h >= kept).sort((a, b) => a - b),
-      );
-    for (const [id, set] of gasTouched)
-      gasHours.update(
-        id,
-        [...set].filter((h) => h >= kept).sort((a, b) => a - b),
-      );
+    for (const [id, byHour] of touched) {
+      for (const h of byHour.keys()) if (h < kept) byHour.delete(h);
+      hours.update(id, byHour);
+    }
+    for (const [id, byHour] of gasTouched) {
+      for (const h of byHour.keys()) if (h < kept) byHour.delete(h);
+      gasHours.update(id, byHour);
+    }
     for (const [id, [first, last]] of span) {
       seen.run(id, new Date(first).toISOString(), new Date(last).toISOString());
       const n = perMeter.get(id);
