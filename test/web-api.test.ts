@@ -233,6 +233,10 @@ describe("web API on a running bridge", () => {
     expect((await json(b, "api/decode", post({ format: "dsmr", text: "x", key: "not hex" }))).status).toBe(400);
     const raven = await json(b, "api/decode", post({ format: "raven", text: "<InstantaneousDemand><Demand>0x" }));
     expect(raven.status).toBe(200);
+    // HAN frames are pasted as hex; noise is no reading.
+    const han = await json(b, "api/decode", post({ format: "han", text: "7e a0 07 01 02 03 04 05 7e" }));
+    expect(han.status).toBe(200);
+    expect(han.body.items.filter((i: { ok: boolean }) => i.ok)).toEqual([]);
   });
 });
 
@@ -273,6 +277,15 @@ describe("web access: web.auth and ingress", () => {
       expect((await fetch(`${base}/api/status`, basic("you", "pw"))).status).toBe(401);
       expect((await fetch(`${base}/api/status`, basic("me", "pw"))).status).toBe(200);
       expect((await fetch(`${base}/health`)).status).toBe(200);
+      // A flood of guesses: at most 5 checked a second, the rest refused unchecked; the right password, once
+      // accepted, is remembered and still gets in.
+      const started = Date.now();
+      const guesses = await Promise.all(
+        Array.from({ length: 20 }, (_, i) => fetch(`${base}/api/status`, basic("me", `guess${i}`))),
+      );
+      expect(guesses.every((r) => r.status === 401)).toBe(true);
+      expect(Date.now() - started).toBeLessThan(5000);
+      expect((await fetch(`${base}/api/status`, basic("me", "pw"))).status).toBe(200);
     } finally {
       await server.stop();
     }
