@@ -1,6 +1,4 @@
-import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { ImapFlow } from "imapflow";
 import mqtt from "mqtt";
 import { addonOptionsFound, loadAddonConfig } from "./addon/index.js";
 import { Bus } from "./bus.js";
@@ -9,6 +7,7 @@ import type { Config, MeterConfig } from "./config/schema.js";
 import type { MeterInfo, Reading } from "./model/types.js";
 import { describeHaUrl, HaClient } from "./outputs/statistics/ha.js";
 import { createSource } from "./sources/index.js";
+import { describeImapError, imapClient } from "./sources/smt/imap.js";
 import { systemClock } from "./util/clock.js";
 import { type Logger, oneLine, redact } from "./util/log.js";
 
@@ -69,22 +68,27 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   return Promise.race([p, late]).finally(() => clearTimeout(timer));
 }
 
+/** One connection to the configured broker, without reconnecting, given up after `ms`. */
+function connectOnce(m: Config["mqtt"], ms: number, what: string): Promise<mqtt.MqttClient> {
+  return withTimeout(
+    mqtt.connectAsync(m.url, {
+      username: m.username,
+      password: m.password,
+      reconnectPeriod: 0,
+      connectTimeout: ms,
+      rejectUnauthorized: m.reject_unauthorized,
+      clientId: `meter2mqtt-check-${process.pid}`,
+    }),
+    ms + 1000,
+    what,
+  );
+}
+
 async function checkMqtt(cfg: Config): Promise<CheckResult> {
   const part = "MQTT broker";
   const where = cfg.mqtt.url.replace(/\/\/[^@/]*@/, "//");
   try {
-    const client = await withTimeout(
-      mqtt.connectAsync(cfg.mqtt.url, {
-        username: cfg.mqtt.username,
-        password: cfg.mqtt.password,
-        reconnectPeriod: 0,
-        connectTimeout: 8000,
-        rejectUnauthorized: cfg.mqtt.reject_unauthorized,
-        clientId: `meter2mqtt-check-${process.pid}`,
-      }),
-      10_000,
-      where,
-    );
+    const client = await connectOnce(cfg.mqtt, 8000, where);
     await client.endAsync();
     return {
       part,
@@ -171,31 +175,19 @@ async function checkImap(
   s: NonNullable<Extract<MeterConfig, { type: "smt" }>["imap"]>,
 ): Promise<CheckResult> {
   const part = `meter ${id} mailbox (${s.user} at ${s.host})`;
-  const client = new ImapFlow({
-    host: s.host,
-    port: s.port,
-    secure: s.tls,
-    doSTARTTLS: s.tls ? undefined : false,
-    auth: { user: s.user, pass: s.password },
-    tls: s.ca ? { ca: readFileSync(s.ca) } : undefined,
-    logger: false,
-    disableAutoIdle: true,
-    connectionTimeout: 10_000,
-    greetingTimeout: 10_000,
-    socketTimeout: 20_000,
-  });
+  const client = imapClient(s, 10_000);
   client.on("error", () => {});
   try {
     await client.connect();
   } catch (err) {
-    const e = err as Error & { authenticationFailed?: boolean; responseText?: string };
-    const auth = e.authenticationFailed || /auth|credential|login/i.test(`${e.message} ${e.responseText ?? ""}`);
+    const e = describeImapError(err, s);
     return {
       part,
       ok: false,
-      detail: auth
-        ? "the mail server refused the login: check imap.user and imap.password (with two-step verification, an app password)"
-        : `cannot reach ${s.host}:${s.port} (${e.message}): check imap.host, imap.port and imap.tls`,
+      detail:
+        e.kind === "auth"
+          ? "the mail server refused the login: check imap.user and imap.password (with two-step verification, an app password)"
+          : `${e.message}: check imap.host, imap.port and imap.tls`,
     };
   }
   try {
@@ -308,17 +300,7 @@ export async function runHealth(
   } else {
     const topic = `${config.mqtt.base_topic}/bridge/health`;
     try {
-      const client = await withTimeout(
-        mqtt.connectAsync(config.mqtt.url, {
-          username: config.mqtt.username,
-          password: config.mqtt.password,
-          reconnectPeriod: 0,
-          connectTimeout: 5000,
-          rejectUnauthorized: config.mqtt.reject_unauthorized,
-        }),
-        6000,
-        "the broker",
-      );
+      const client = await connectOnce(config.mqtt, 5000, "the broker");
       const got = new Promise<string>((resolve) =>
         client.on("message", (t, payload) => {
           if (t === topic) resolve(payload.toString("utf8", 0, Math.min(payload.length, 64 * 1024)));

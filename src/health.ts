@@ -158,7 +158,7 @@ export class HealthMonitor {
       const quietS = (now - (m.lastValid ?? this.startedAt)) / 1000;
       if (m.online === false || quietS > m.timeoutS)
         problems.push(
-          `meter ${id}: no valid ${m.type === "raven" ? "fragment" : "telegram"} for ${Math.round(quietS)} s${m.rejected ? ` (${m.rejected} rejected)` : ""}`,
+          `meter ${id}: no valid ${m.type === "raven" ? "fragment" : m.type === "han" ? "frame" : "telegram"} for ${Math.round(quietS)} s${m.rejected ? ` (${m.rejected} rejected)` : ""}`,
         );
     }
     const connected = this.probes.mqttConnected();

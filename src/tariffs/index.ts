@@ -72,7 +72,9 @@ export class TariffService {
    * the totals start at 0 with each start.
    */
   coster(): (r: Reading) => Reading {
-    const live = this.config.meters.filter((m) => m.type === "dsmr" || m.type === "raven").map((m) => m.id);
+    const live = this.config.meters
+      .filter((m) => m.type === "dsmr" || m.type === "han" || m.type === "raven")
+      .map((m) => m.id);
     const priced = live.filter((id) => this.tariffs.has(id));
     let restored = new Map<string, CostState>();
     if (priced.length > 0 && this.config.archive.enabled) {

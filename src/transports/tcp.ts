@@ -44,7 +44,8 @@ export class TcpTransport extends BaseTransport {
   /** Resolves once the bytes are handed to the socket; rejects while it is not connected. */
   write(bytes: Buffer): Promise<void> {
     const sock = this.sock;
-    if (!sock || sock.destroyed || sock.connecting) return Promise.reject(new Error(`${this.description} is not connected`));
+    if (!sock || sock.destroyed || sock.connecting)
+      return Promise.reject(new Error(`${this.description} is not connected`));
     return new Promise((resolve, reject) => {
       sock.write(bytes, (err) => (err ? reject(err) : resolve()));
     });

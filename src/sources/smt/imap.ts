@@ -72,6 +72,32 @@ function isCsv(name: string, contentType: string): boolean {
   return /\.csv$/i.test(name) || /^text\/(csv|comma-separated-values)\b/i.test(contentType);
 }
 
+/** A client for the mailbox of `s`, not yet connected (the bridge's session and `meter2mqtt check` share it). */
+export function imapClient(
+  s: Pick<ImapSettings, "host" | "port" | "tls" | "user" | "password" | "ca">,
+  timeoutMs = TIMEOUT_MS,
+): ImapFlow {
+  return new ImapFlow({
+    host: s.host,
+    port: s.port,
+    secure: s.tls,
+    // Plain IMAP never upgrades by itself here: with tls: false the user asked for cleartext (a local server).
+    doSTARTTLS: s.tls ? undefined : false,
+    auth: { user: s.user, pass: s.password },
+    tls: s.ca ? { ca: readFileSync(s.ca) } : undefined,
+    logger: false,
+    disableAutoIdle: true,
+    connectionTimeout: timeoutMs,
+    greetingTimeout: timeoutMs,
+    socketTimeout: timeoutMs * 2,
+  });
+}
+
+/** Why connecting or logging in failed, as a MailError (never with the password). */
+export function describeImapError(err: unknown, s: Pick<ImapSettings, "host" | "port" | "user">): MailError {
+  return describe(err, s as ImapSettings);
+}
+
 function describe(err: unknown, s: ImapSettings): MailError {
   const e = err as { authenticationFailed?: boolean; code?: string; responseText?: string; message?: string };
   const where = `${s.host}:${s.port}`;
@@ -97,20 +123,7 @@ export async function readNewMail(
   cursor: MailboxState | null,
   handle: (m: MailMessage) => Promise<void>,
 ): Promise<{ handled: number; uidValidity: string; reset: boolean }> {
-  const client = new ImapFlow({
-    host: s.host,
-    port: s.port,
-    secure: s.tls,
-    // Plain IMAP never upgrades by itself here: with tls: false the user asked for cleartext (a local server).
-    doSTARTTLS: s.tls ? undefined : false,
-    auth: { user: s.user, pass: s.password },
-    tls: s.ca ? { ca: readFileSync(s.ca) } : undefined,
-    logger: false,
-    disableAutoIdle: true,
-    connectionTimeout: TIMEOUT_MS,
-    greetingTimeout: TIMEOUT_MS,
-    socketTimeout: TIMEOUT_MS * 2,
-  });
+  const client = imapClient(s);
   // Errors after connect arrive as events too; without a listener they would crash the process.
   let late: unknown;
   client.on("error", (err: unknown) => {
