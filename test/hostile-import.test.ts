@@ -13,6 +13,8 @@ import { IntervalPipeline, toRows } from "../src/intervals/pipeline.js";
 import { checkInterval, checkTime, checkValue } from "../src/model/plausible.js";
 import { Archive, openArchiveReadOnly } from "../src/outputs/archive/index.js";
 import { decodePoll, totals } from "../src/sources/smarthub/decode.js";
+import { parseSmtCsv } from "../src/sources/smt/csv.js";
+import { smtCsv, smtDay } from "./helpers/smt.js";
 
 const H = 3_600_000;
 const NOW = Date.UTC(2026, 11, 2, 12);
@@ -96,6 +98,24 @@ describe("SmartHub answers with absurd points", () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe("Smart Meter Texas CSVs with absurd rows", () => {
+  it("rejects a row of 99,999,999 kWh in a quarter hour, counted with its line, and reads the rest", () => {
+    const rows = smtDay({ day: "2025-01-15" });
+    const bad = rows[10]!;
+    const forged = { ...bad, text: bad.text.replace(`,${bad.kwh},`, ",99999999,") };
+    expect(forged.text).not.toBe(bad.text);
+    const r = parseSmtCsv(smtCsv([...rows.slice(0, 10), forged, ...rows.slice(11)]), {
+      file: "day.csv",
+      meterId: "texas",
+      timezone: "America/Chicago",
+    });
+    expect(r.errors).toHaveLength(1);
+    expect(r.errors[0]).toMatchObject({ line: 12 });
+    expect(r.errors[0]!.reason).toMatch(/USAGE_KWH 99999999 is out of the plausible range/);
+    expect(r.intervals.filter((i) => i.direction === "import")).toHaveLength(95);
   });
 });
 

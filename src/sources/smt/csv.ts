@@ -17,6 +17,7 @@
 import { type Options, parse } from "csv-parse";
 import { parse as parseSync } from "csv-parse/sync";
 import { dayMinutes, wallToUtc, zoneOf } from "../../intervals/time.js";
+import { checkValue } from "../../model/plausible.js";
 import type { Interval } from "../../model/types.js";
 
 export const SMT_HEADER = [
@@ -210,6 +211,12 @@ export class SmtCsvReader {
         return undefined;
       }
       energy = Number(kwhCell);
+      // The importers' shared value check (src/model/plausible.ts): a row of a quarter hour.
+      const implausible = checkValue("interval_energy_kwh_per_hour", energy, SLOT_MIN / 60);
+      if (implausible) {
+        this.error(line, `USAGE_KWH ${implausible}`);
+        return undefined;
+      }
     }
     const q = qualityCell.toUpperCase();
     if (q !== "A" && q !== "E" && q !== "") {
