@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseConfig } from "../src/config/load.js";
 import { createLogger } from "../src/util/log.js";
 import { hashPassword, verifyPassword } from "../src/web/auth.js";
+import { printable } from "../src/web/live.js";
 import { sendJson, WebServer } from "../src/web/server.js";
 import { corrupt, FIXTURE_DAYS, INTERVAL_MONTH, startWebBridge, type WebBridge } from "./helpers/web.js";
 
@@ -237,6 +238,14 @@ describe("web API on a running bridge", () => {
     const han = await json(b, "api/decode", post({ format: "han", text: "7e a0 07 01 02 03 04 05 7e" }));
     expect(han.status).toBe(200);
     expect(han.body.items.filter((i: { ok: boolean }) => i.ok)).toEqual([]);
+  });
+});
+
+describe("frames as the status view shows them", () => {
+  it("keeps a text telegram as it is and shows a binary frame as hex", () => {
+    expect(printable("/ISK5\\2M550T\r\n!1A2B\r\n")).toBe("/ISK5\\2M550T\r\n!1A2B\r\n");
+    const frame = Buffer.concat([Buffer.from([0x7e, 0xa0, 0x1c]), Buffer.alloc(15, 0x41)]).toString("latin1");
+    expect(printable(frame)).toBe("7e a0 1c 41 41 41 41 41 41 41 41 41 41 41 41 41\n41 41");
   });
 });
 

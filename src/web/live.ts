@@ -78,7 +78,7 @@ export class LiveState {
     bus.subscribe(OWNER, "frame", (f: BusEvents["frame"]) => {
       const m = this.meters.get(f.meterId);
       if (!m) return;
-      if (f.raw !== undefined) m.lastRaw = f.raw;
+      if (f.raw !== undefined) m.lastRaw = printable(f.raw);
       if (f.ok) m.lastFrameAt = f.time;
       else {
         m.rejections.push({ time: f.time, reason: f.reason ?? "rejected" });
@@ -190,3 +190,10 @@ export function displayValues(
 }
 
 export const iso = (ms: number): string => new Date(ms).toISOString();
+
+/** A text frame as it is; a binary one (HAN, an encrypted P1 frame) as hex, 16 bytes a line. */
+export function printable(raw: string): string {
+  if (!/[^\x20-\x7e\r\n\t]/.test(raw)) return raw;
+  const hex = Buffer.from(raw, "latin1").toString("hex");
+  return (hex.match(/.{1,32}/g) ?? []).map((line) => line.replace(/(..)(?!$)/g, "$1 ")).join("\n");
+}
