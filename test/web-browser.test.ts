@@ -229,6 +229,8 @@ describe("the page of a bridge with a fixture archive and a load", () => {
     expect(await page.locator('#loads [data-load="boiler"] .timeline li').first().textContent()).toMatch(
       /: on \(on, manual\)/,
     );
+    // The strip shows the load's on period.
+    expect(await page.locator('#loads [data-load="boiler"] svg.strip rect.strip-on').count()).toBe(1);
     await shot(page, "loads");
     await page.locator('#loads [data-load="boiler"] select.mode').selectOption("off");
     await expect.poll(() => b.app.loads?.advisor.snapshots().find((s) => s.id === "boiler")?.mode).toBe("off");

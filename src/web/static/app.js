@@ -435,6 +435,7 @@ function renderLoads() {
           row("Since", l.since ? fmtTime(l.since) : "—"),
         ),
         h("h3", {}, "Switches"),
+        timelineStrip(l.timeline),
         h(
           "ul",
           { class: "timeline" },
@@ -446,6 +447,31 @@ function renderLoads() {
       ),
     ),
   );
+}
+
+/** The load's on periods since the first switch the page knows of, as a strip up to now. */
+function timelineStrip(timeline) {
+  const W = 300;
+  const svg = h("svg", { viewBox: `0 0 ${W} 24`, class: "strip", role: "img", "aria-label": "on and off over time" });
+  if (timeline.length === 0) return svg;
+  const t0 = Date.parse(timeline[0].time);
+  const span = Math.max(1000, Date.now() - t0);
+  const x = (t) => ((t - t0) / span) * W;
+  svg.append(h("rect", { class: "strip-off", x: 0, y: 4, width: W, height: 12 }));
+  timeline.forEach((t, i) => {
+    if (!t.on) return;
+    const end = i + 1 < timeline.length ? Date.parse(timeline[i + 1].time) : Date.now();
+    const from = x(Date.parse(t.time));
+    svg.append(
+      h(
+        "rect",
+        { class: "strip-on", x: from, y: 4, width: Math.max(1, x(end) - from), height: 12 },
+        h("title", {}, `on from ${fmtTime(t.time)}`),
+      ),
+    );
+  });
+  svg.append(h("text", { x: 0, y: 24 }, new Date(t0).toLocaleTimeString()), h("text", { x: W - 30, y: 24 }, "now"));
+  return svg;
 }
 
 async function setMode(id, mode) {
@@ -539,8 +565,9 @@ document.addEventListener("DOMContentLoaded", async () => {
   await loadLive();
   follow();
   show(location.hash.slice(1) || "status");
-  // The status view's times and counters, refreshed now and then while it is shown.
+  // The status view's times and counters, and the loads' strips, refreshed now and then while shown.
   setInterval(() => {
     if (state.view === "status" && !document.hidden) loadStatus();
+    if (state.view === "loads" && !document.hidden) renderLoads();
   }, 10000);
 });
