@@ -7,7 +7,7 @@ import { SourceHealth } from "../health.js";
 import { buildCommand, type CommandName, REPLY } from "./commands.js";
 import { type Decoded, decodeFragment, KNOWN_FRAGMENTS, normalMac } from "./decode.js";
 import { DemandIntegrator } from "./estimate.js";
-import { type FragmentEvent, FragmentReader } from "./fragments.js";
+import { type Fragment, type FragmentEvent, FragmentReader } from "./fragments.js";
 import { type CommandTransport, RAVEN_SERIAL } from "./transport.js";
 
 export interface RavenSourceOptions {
@@ -371,16 +371,16 @@ export class RavenSource {
       const ev = events[i]!;
       if ("fragment" in ev) {
         const r = decodeFragment(ev.fragment);
-        if (r.ok) this.accept(r.decoded);
+        if (r.ok) this.accept(r.decoded, ev.fragment);
         else if (r.unknown) this.skipUnknown(ev.fragment.name);
-        else this.reject(`<${ev.fragment.name}>: ${r.reason}`, ev.fragment.name);
+        else this.reject(`<${ev.fragment.name}>: ${r.reason}`, ev.fragment.name, ev.fragment);
       } else this.reject(ev.rejected, ev.name);
     }
     events.length = 0;
   }
 
-  private accept(d: Decoded): void {
-    this.health.received();
+  private accept(d: Decoded, f?: Fragment): void {
+    this.health.received(f && fragmentText(f));
     const p = this.inflight;
     if (p && d.name === "Warning")
       this.settle(p, new CommandError(`${p.name}: the device answered "${d.warning}"`, "warning"));
@@ -466,10 +466,10 @@ export class RavenSource {
     this.log.info(`fragment <${name}> is not one this bridge reads; skipped (not logged again)`);
   }
 
-  private reject(reason: string, name: string | undefined): void {
+  private reject(reason: string, name: string | undefined, f?: Fragment): void {
     const p = this.inflight;
     if (p && name === p.reply) this.settle(p, new CommandError(`${p.name}: malformed reply (${reason})`, "malformed"));
-    this.health.rejected(reason);
+    this.health.rejected(reason, f && fragmentText(f));
   }
 
   private warnOnce(key: string, message: string): void {
@@ -496,4 +496,9 @@ export function splitFragments(whole: Buffer): Buffer[] {
   }
   if (from < whole.length) pieces.push(whole.subarray(from));
   return pieces;
+}
+
+/** A fragment as read (its fields, values trimmed), for the web page's "last frame". */
+function fragmentText(f: Fragment): Buffer {
+  return Buffer.from(`<${f.name}>\n${f.fields.map(([k, v]) => `  <${k}>${v}</${k}>\n`).join("")}</${f.name}>\n`);
 }
