@@ -302,8 +302,10 @@ describe("the runtime tree (scripts/build-runtime-tree.sh), started as the app i
       await pty?.stop();
       await supervisor?.close();
       await broker?.stop();
+      // The bridges are gone; a keep-alive connection of theirs must not hold the close up.
+      influx?.closeAllConnections();
       await new Promise<void>((r) => (influx ? influx.close(() => r()) : r()));
-    });
+    }, 60_000);
 
     /** The data folder (/data) and the app's config folder (/config) of one start, and the service started. */
     function startService(name: string, options: Record<string, unknown>, yaml?: Record<string, unknown>) {
