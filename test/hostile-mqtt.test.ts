@@ -266,3 +266,28 @@ describe("a broker that hangs", () => {
     expect(Date.now() - resumedAt).toBeLessThan(10_000);
   }, 60_000);
 });
+
+describe("a broker that drops the bridge right after each connect", () => {
+  it("says so once a minute, not twice every retry", async () => {
+    const { startRelay } = await import("./helpers/mosquitto.js");
+    const relay = await startRelay({ port: broker.port });
+    cleanups.push(() => relay.close());
+    const log = recordingLog();
+    const cfg = parseConfig({
+      mqtt: { url: relay.url, base_topic: "t_flap", discovery_prefix: "ha_flap" },
+      meters: [{ id: "home", type: "dsmr", port: "/dev/ttyUSB0" }],
+    });
+    const out = new MqttOutput(cfg.mqtt, cfg.meters, { log: log.log });
+    cleanups.push(() => out.stop());
+    await out.start();
+    // As a broker refusing a topic does: every connection dropped moments after it was accepted.
+    const cutter = setInterval(() => relay.cut(), 300);
+    cleanups.push(async () => clearInterval(cutter));
+    await until(() => out.stats.flaps >= 4, 30_000, "four dropped connections");
+    const lines = [...log.at("warn"), ...log.at("info")].filter((l) => /lost the connection|reconnected/.test(l));
+    // The first drop and its reconnect, then nothing for the rest of the minute.
+    expect(lines).toHaveLength(2);
+    expect(lines[0]).toMatch(/lost the connection to .* s after the broker accepted it; if it keeps doing so/);
+    expect(lines[1]).toMatch(/^reconnected/);
+  }, 40_000);
+});

@@ -96,12 +96,13 @@ export class LogLimiter {
     private readonly now: () => number = Date.now,
   ) {}
 
-  warn(key: string, msg: string): void {
+  /** Logs `msg` unless one of `key` was logged within the window; says whether it did. */
+  warn(key: string, msg: string): boolean {
     const t = this.now();
     const s = this.seen.get(key);
     if (s && t < s.until) {
       s.suppressed++;
-      return;
+      return false;
     }
     const more =
       s && s.suppressed > 0
@@ -109,6 +110,7 @@ export class LogLimiter {
         : "";
     this.seen.set(key, { until: t + this.windowMs, suppressed: 0 });
     this.log.warn(`${msg}${more}`);
+    return true;
   }
 
   /** How many were left out of the log in the current window of `key`. */

@@ -58,6 +58,11 @@ const STALL_MS = 6000;
 const PROBE_AFTER_MS = 5000;
 const WATCHDOG_TICK_MS = 1000;
 /**
+ * A connection that ends this soon after the broker accepted it is a flap (see onClose): a broker refusing a topic
+ * or a permission drops the client at its first publication, right after the connect.
+ */
+const FLAP_MS = 2000;
+/**
  * A change held back by its interval normally rides on the next reading. This timer sends it anyway when the
  * meter falls quiet, so the last value before a pause is not lost; the slack keeps the timer from racing a
  * meter that sends exactly on the interval.
@@ -115,6 +120,8 @@ export class MqttOutput {
     stalls: 0,
     /** Every message handed to the client: states, discovery, availability, the load advisor's. */
     messages: 0,
+    /** Connections the broker dropped within FLAP_MS of accepting them. */
+    flaps: 0,
   };
 
   private readonly clock: Clock;
@@ -159,6 +166,10 @@ export class MqttOutput {
   private readonly unacked = new Map<number, number>();
   private ackSeq = 0;
   private written?: { bytes: number; since: number };
+  /** When the current connection was accepted, and whether the last one ended within FLAP_MS of that. */
+  private connectedAt = 0;
+  /** The last connection was a flap the log already told of this minute: its reconnect goes unsaid too. */
+  private quietFlap = false;
 
   constructor(
     private readonly cfg: MqttConfig,
@@ -442,12 +453,15 @@ export class MqttOutput {
     (this.client?.stream as { setNoDelay?: (on: boolean) => void } | undefined)?.setNoDelay?.(true);
     if (this.down) {
       this.stats.reconnects++;
-      this.log.info(`reconnected to ${this.where} after ${Math.round((Date.now() - this.downSince) / 1000)} s`);
+      // A broker that drops us right after each connect is reported once a minute (onClose), not twice a cycle.
+      if (!this.quietFlap)
+        this.log.info(`reconnected to ${this.where} after ${Math.round((Date.now() - this.downSince) / 1000)} s`);
     } else if (!this.connectedOnce) {
       this.log.info(`connected to ${this.where}`);
     }
     this.connectedOnce = true;
     this.down = false;
+    this.connectedAt = Date.now();
     this.lastError = undefined;
     this.lastInbound = Date.now();
     this.pingSentAt = undefined;
@@ -467,6 +481,16 @@ export class MqttOutput {
     this.down = true;
     this.downSince = Date.now();
     const why = this.lastError ? ` (${this.lastError})` : "";
+    const lasted = this.downSince - this.connectedAt;
+    this.quietFlap = false;
+    if (lasted < FLAP_MS) {
+      this.stats.flaps++;
+      this.quietFlap = !this.limiter.warn(
+        "flap",
+        `lost the connection to ${this.where} ${(lasted / 1000).toFixed(1)} s after the broker accepted it${why}; if it keeps doing so, its log names the topic or permission it refuses; retrying every ${RECONNECT_PERIOD_MS / 1000} s`,
+      );
+      return;
+    }
     this.log.warn(`lost the connection to ${this.where}${why}; retrying every ${RECONNECT_PERIOD_MS / 1000} s`);
   }
 
