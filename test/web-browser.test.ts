@@ -4,6 +4,7 @@
  * test-artifacts/web/.
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createServer, request as httpRequest } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type BrowserContext, chromium, type Page } from "playwright-core";
@@ -215,6 +216,57 @@ describe("the page of a bridge with a fixture archive and a load", () => {
     await page.locator("#decode-out .decoded").waitFor({ timeout: 15_000 });
     expect(await page.locator("#decode-out .decoded pre").textContent()).toContain('"power_import_w": 500');
     expect(errors).toEqual([]);
+  }, 60_000);
+
+  it("works behind Home Assistant's ingress: every URL under the ingress path, live updates through the proxy", async () => {
+    // A stand-in for the Supervisor's ingress proxy: /api/hassio_ingress/<token>/… to the bridge's /…, with the
+    // X-Ingress-Path header, responses streamed (server-sent events included); anything else is a 404 and noted.
+    const prefix = "/api/hassio_ingress/Tok3n_x";
+    const outside: string[] = [];
+    const target = new URL(b.url);
+    const proxy = createServer((req, res) => {
+      const url = req.url ?? "/";
+      if (url !== prefix && !url.startsWith(`${prefix}/`)) {
+        outside.push(url);
+        res.writeHead(404).end();
+        return;
+      }
+      const upstream = httpRequest(
+        {
+          host: target.hostname,
+          port: target.port,
+          method: req.method,
+          path: url.slice(prefix.length) || "/",
+          headers: { ...req.headers, host: target.host, "x-ingress-path": prefix },
+        },
+        (up) => {
+          res.writeHead(up.statusCode ?? 502, up.headers);
+          up.pipe(res);
+        },
+      );
+      upstream.on("error", () => res.destroy());
+      req.pipe(upstream);
+    });
+    await new Promise<void>((r) => proxy.listen(0, "127.0.0.1", () => r()));
+    const port = (proxy.address() as { port: number }).port;
+    const ingress = await open(`http://127.0.0.1:${port}${prefix}`);
+    try {
+      await ingress.locator('#meters-status [data-meter="home"]').waitFor({ timeout: 15_000 });
+      await ingress.click('#tabs a[data-view="live"]');
+      await expect.poll(() => ingress.locator("#conn").textContent(), { timeout: 15_000 }).toBe("live");
+      b.send(b.telegram(4321));
+      const cell = ingress.locator('#live-meters [data-meter="home"] tr[data-q="power_import_w"] td');
+      await expect.poll(() => cell.textContent(), { timeout: 15_000 }).toBe("4,321 W");
+      await ingress.click('#tabs a[data-view="history"]');
+      await expect.poll(() => ingress.locator("#history-chart g.bar").count(), { timeout: 15_000 }).toBeGreaterThan(0);
+      await shot(ingress, "ingress");
+      expect(outside).toEqual([]);
+      expect(errors).toEqual([]);
+    } finally {
+      await ingress.close();
+      proxy.closeAllConnections();
+      await new Promise<void>((r) => proxy.close(() => r()));
+    }
   }, 60_000);
 
   it("loads: changing a load's mode on the page changes the advisor's", async () => {
