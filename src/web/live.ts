@@ -130,6 +130,8 @@ export class LiveState {
     res.write(`retry: 3000\nevent: hello\ndata: ${JSON.stringify({ time: iso(this.clock.now()) })}\n\n`);
     this.clients.add(res);
     res.on("close", () => this.clients.delete(res));
+    // A page gone mid-write is only a page gone: never an uncaught error in the bridge.
+    res.on("error", () => this.clients.delete(res));
   }
 
   /** An event for every page following; one that cannot keep up (its buffer past 1 MiB) is dropped. */
