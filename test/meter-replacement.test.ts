@@ -88,7 +88,8 @@ describe("a meter replaced on a live line, end to end", () => {
   let pty: PtyPair;
   let sub: Collector;
   let bridge: CliProcess;
-  const t0 = Date.UTC(2026, 4, 4, 8, 0, 0);
+  // The old meter's last reading in one hour, the new meter's first in the next.
+  const t0 = Date.UTC(2026, 4, 4, 7, 50, 5);
   const telegram = (i: number, id: string, t1: number, t2: number): Buffer =>
     buildTelegram({
       header: "ISK5\\2M550T-1012",
@@ -201,6 +202,13 @@ describe("a meter replaced on a live line, end to end", () => {
       expect(rows[0]).toMatchObject({ meter_id: "p1", how: "identity", old_serial: "E0001", new_serial: "E0002" });
       expect(rows[0]?.time).toBe(new Date(t0 + 60 * 10_000).toISOString());
       expect(JSON.parse(String(rows[0]?.before_json)).energy_import_kwh).toBeCloseTo(lastOld, 6);
+      // The archive's hours join the old and the new meter the same way: their sum is the true consumption.
+      const hours = db
+        .prepare("SELECT hour, import_kwh FROM energy_hourly WHERE meter_id = 'p1' ORDER BY hour")
+        .all() as { hour: string; import_kwh: number | null }[];
+      expect(hours.map((h) => h.hour)).toEqual(["2026-05-04T07:00:00Z", "2026-05-04T08:00:00Z"]);
+      expect(hours[1]?.import_kwh).toBeCloseTo(lastNew, 6);
+      expect(hours.reduce((a, h) => a + (h.import_kwh ?? Number.NaN), 0)).toBeCloseTo(truth, 6);
     } finally {
       db.close();
     }

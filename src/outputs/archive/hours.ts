@@ -81,10 +81,15 @@ export function hourKeeper(db: Database.Database): HourKeeper {
     "SELECT hour FROM energy_hours WHERE meter_id = ? AND hour > ? ORDER BY hour LIMIT 1",
   );
   // The energy: registers minus the previous hour's with registers, or in a meter's first hour minus the first value
-  // in the hour. A register that went down (a replaced meter) gives NULL. `hours`: since that previous hour, or from
+  // in the hour. A register that went down gives NULL, unless the meter was replaced in between (see `replaced`). `hours`: since that previous hour, or from
   // the first reading with a register to the last in the first hour.
   const first = (c: string): string =>
     `(SELECT ${c} FROM readings WHERE meter_id = x.meter_id AND time > x.t0 AND time <= x.t1 AND ${c} IS NOT NULL ORDER BY time LIMIT 1)`;
+  // A replaced meter (meter_replacements, sql/021) between the previous hour and this one: the old meter's last
+  // register minus the previous hour's, plus the new meter's from 0, as Home Assistant books it.
+  const replaced = (c: string): string =>
+    `(SELECT json_extract(before_json, '$.${c}') FROM meter_replacements WHERE meter_id = x.meter_id
+       AND time > strftime('%Y-%m-%dT%H:00:00.000Z', p.hour, '+1 hour') AND time <= x.t1 ORDER BY time DESC LIMIT 1)`;
   const span = (dir: "ASC" | "DESC"): string =>
     `(SELECT time FROM readings WHERE meter_id = x.meter_id AND time > x.t0 AND time <= x.t1 AND ${anyRegister} ORDER BY time ${dir} LIMIT 1)`;
   const energy = db.prepare<{ m: string; h: string }>(
@@ -94,7 +99,11 @@ export function hourKeeper(db: Database.Database): HourKeeper {
        hours = d.hours
      FROM (
        SELECT
-         ${REGISTERS.map(([c, s]) => `CASE WHEN p.hour IS NULL THEN x.r_${s} - ${first(c)} ELSE x.r_${s} - p.r_${s} END AS ${s}`).join(",\n ")},
+         ${REGISTERS.map(
+           ([c, s]) => `CASE WHEN p.hour IS NULL THEN x.r_${s} - ${first(c)}
+             WHEN x.r_${s} < p.r_${s} AND ${replaced(c)} IS NOT NULL THEN (${replaced(c)} - p.r_${s}) + x.r_${s}
+             ELSE x.r_${s} - p.r_${s} END AS ${s}`,
+         ).join(",\n ")},
          CASE WHEN p.hour IS NULL THEN (julianday(${span("DESC")}) - julianday(${span("ASC")})) * 24
            ELSE (julianday(x.hour) - julianday(p.hour)) * 24 END AS hours
        FROM (SELECT *, substr(hour, 1, 13) || ':00:00.000Z' AS t0, strftime('%Y-%m-%dT%H:00:00.000Z', hour, '+1 hour') AS t1
