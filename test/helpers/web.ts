@@ -51,9 +51,10 @@ export async function makeFixtureArchive(path: string): Promise<void> {
   await archive.start();
   archive.upsertMeter({ id: "home", name: "Home", type: "dsmr" });
   archive.upsertMeter({ id: "texas", name: "Texas", type: "smt" });
-  let t1 = 1000;
-  let t2 = 2000;
-  let exp = 100;
+  // Registers that end just below those of the telegrams the tests send (1234.567, 2345.678, 802.467 kWh).
+  let t1 = 1168;
+  let t2 = 2312;
+  let exp = 800.9;
   for (const [d, day] of FIXTURE_DAYS.entries())
     for (let hour = 10; hour <= 20; hour++) {
       // Day n uses (n + 1) kWh an hour on tariff 1 and half that on tariff 2; exports 0.5 kWh an hour at noon.
