@@ -42,6 +42,10 @@ WORKDIR /var/lib/meter2mqtt
 VOLUME /var/lib/meter2mqtt
 ENTRYPOINT ["node", "/opt/meter2mqtt/bin/meter2mqtt.js"]
 CMD ["run", "--config", "/config/config.yaml"]
+# The bridge's own health (a meter silent past its timeout, the broker away, the archive refusing writes): asks
+# GET /health when the config has web:, else reads the retained bridge/health message.
+HEALTHCHECK --interval=60s --timeout=15s --start-period=60s --retries=3 \
+  CMD ["node", "/opt/meter2mqtt/bin/meter2mqtt.js", "health", "--config", "/config/config.yaml"]
 LABEL org.opencontainers.image.title="meter2mqtt" \
       org.opencontainers.image.source="https://github.com/meter2mqtt/meter2mqtt" \
       org.opencontainers.image.licenses="MIT"

@@ -44,4 +44,14 @@ describe("contrib/systemd", () => {
       expect(r.stderr).toMatch(/nonexistent\/config\.yaml/);
     }
   }, 60_000);
+
+  it("the Docker image checks its health with the CLI's health command and the image's own config", () => {
+    const docker = readFileSync(join(ROOT, "Dockerfile"), "utf8");
+    const cmd = JSON.parse(/^CMD (\[.*\])$/m.exec(docker)?.[1] ?? "null") as string[];
+    const health = /^HEALTHCHECK [^\n]*\\\n\s+CMD (\[.*\])$/m.exec(docker);
+    expect(health).not.toBeNull();
+    const args = JSON.parse(health![1]!) as string[];
+    expect(args.slice(0, 3)).toEqual(["node", "/opt/meter2mqtt/bin/meter2mqtt.js", "health"]);
+    expect(args[args.indexOf("--config") + 1]).toBe(cmd[cmd.indexOf("--config") + 1]);
+  });
 });
