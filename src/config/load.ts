@@ -76,7 +76,9 @@ export function parseConfig(input: unknown, source = "config"): Config {
 export function loadConfig(path?: string): { config: Config; source: string } {
   const file = path ?? (existsSync(ADDON_OPTIONS) ? ADDON_OPTIONS : undefined);
   if (!file)
-    throw new ConfigError(`no configuration: pass --config FILE (or run as the Home Assistant app, which has ${ADDON_OPTIONS})`);
+    throw new ConfigError(
+      `no configuration: pass --config FILE (or run as the Home Assistant app, which has ${ADDON_OPTIONS})`,
+    );
   let text: string;
   try {
     text = readFileSync(file, "utf8");
