@@ -49,12 +49,20 @@ export class LiveState {
       if (!m) return;
       Object.assign(m.values, r.values);
       m.time = r.time;
+      // The chart runs on the time of receipt: a meter's clock may jump (set, or a capture replayed in a loop).
       const power = powerOf(r.values);
+      const received = this.clock.now();
       if (power !== undefined) {
-        m.power.push([r.time, power]);
+        m.power.push([received, power]);
         if (m.power.length > POWER_POINTS) m.power.splice(0, m.power.length - POWER_POINTS);
       }
-      this.broadcast("reading", { meter: r.meterId, time: iso(r.time), values: displayValues(r.values), power });
+      this.broadcast("reading", {
+        meter: r.meterId,
+        time: iso(r.time),
+        received: iso(received),
+        values: displayValues(r.values),
+        power,
+      });
     });
     bus.subscribe(OWNER, "status", (s) => {
       const m = this.meters.get(s.meterId);

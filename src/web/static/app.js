@@ -44,6 +44,9 @@ const ago = (iso) => {
 };
 const fmtNum = (v, digits) =>
   typeof v === "number" ? v.toLocaleString(undefined, { maximumFractionDigits: digits ?? 3 }) : String(v);
+/** A number in the user's format, a time (ISO 8601 UTC) in their zone, anything else as it is. */
+const fmtValue = (v) =>
+  typeof v === "string" && /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/.test(v) ? fmtTime(v) : fmtNum(v);
 const bytes = (n) =>
   n === null || n === undefined
     ? "—"
@@ -197,7 +200,7 @@ function renderLive() {
               "tr",
               { "data-q": v.name },
               h("th", {}, v.label),
-              h("td", { class: "num" }, `${fmtNum(v.value)}${v.unit ? ` ${v.unit}` : ""}`),
+              h("td", { class: "num" }, `${fmtValue(v.value)}${v.unit ? ` ${v.unit}` : ""}`),
             ),
           ),
         ),
@@ -214,7 +217,7 @@ function onReading(e) {
   l.values = [...byName.values()];
   l.time = r.time;
   if (typeof r.power === "number") {
-    l.power.push([Date.parse(r.time), r.power]);
+    l.power.push([Date.parse(r.received), r.power]);
     if (l.power.length > 300) l.power.shift();
   }
   if (state.view === "live") renderLive();
