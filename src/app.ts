@@ -346,6 +346,7 @@ export class App {
     });
     const started = mqtt.start().then(
       () => {
+        this.loads?.mqttConnected();
         if (!this.stopping)
           this.log.info(`MQTT: connected to ${describeUrl(cfg.mqtt.url)}, base topic ${cfg.mqtt.base_topic}`);
       },

@@ -8,7 +8,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { Bus } from "../src/bus.js";
 import { parseConfig } from "../src/config/load.js";
 import type { Config } from "../src/config/schema.js";
-import { LoadAdvisorService } from "../src/loads/index.js";
+import { LoadAdvisorService, RETAINED_WAIT_MS } from "../src/loads/index.js";
 import { MqttOutput } from "../src/outputs/mqtt/index.js";
 import { ManualClock } from "../src/util/clock.js";
 import { recordingLog } from "./helpers/log.js";
@@ -57,11 +57,15 @@ function config(name: string, url = broker.url): Config {
 async function bridge(cfg: Config) {
   const bus = new Bus();
   const log = recordingLog();
-  const service = new LoadAdvisorService(cfg, { clock: new ManualClock(T0), log: log.log });
+  const clock = new ManualClock(T0);
+  const service = new LoadAdvisorService(cfg, { clock, log: log.log });
   service.start(bus);
   const out = new MqttOutput(cfg.mqtt, cfg.meters, { version: "1.2.3", log: log.log });
   await out.start();
   service.attach(out);
+  // Connected: after a moment without a retained state from a last run, the loads start afresh.
+  service.mqttConnected();
+  clock.advance(RETAINED_WAIT_MS);
   cleanups.push(async () => {
     service.stop(bus);
     await out.stop();
@@ -221,6 +225,37 @@ describe("load advisor over MQTT", () => {
     const next = await watcher.waitFor((m) => stateOf(m).time === "2026-06-10T12:00:00.000Z", 5000);
     // Exporting 500 W with the boiler's 2000 drawn: it stays on, no on delay, since kept from the last run.
     expect(stateOf(next)).toMatchObject({ state: "on", reason: "surplus", since: "2026-06-10T11:00:00.000Z" });
+  });
+
+  it("carries on from the previous run even when the meter is read before the broker answers", async () => {
+    const previous = await connectAsync(broker.url);
+    await previous.publishAsync(
+      "t_early/loads/boiler/state",
+      JSON.stringify({ state: "on", mode: "auto", reason: "surplus", since: "2026-06-10T11:00:00.000Z" }),
+      { retain: true, qos: 1 },
+    );
+    await previous.endAsync();
+    const watcher = await watch(["t_early/loads/boiler/state"]);
+    const cfg = config("early");
+    const bus = new Bus();
+    const log = recordingLog();
+    const service = new LoadAdvisorService(cfg, { clock: new ManualClock(T0), log: log.log });
+    service.start(bus);
+    // The meter is read at once; the broker comes later.
+    bus.emit("reading", { meterId: "home", time: T0, values: { power_net_w: -500 } });
+    await bus.idle();
+    const out = new MqttOutput(cfg.mqtt, cfg.meters, { version: "1.2.3", log: log.log });
+    cleanups.push(async () => {
+      service.stop(bus);
+      await out.stop();
+    });
+    await out.start();
+    service.attach(out);
+    service.mqttConnected();
+    const next = await watcher.waitFor((m) => stateOf(m).time === "2026-06-10T12:00:00.000Z", 5000);
+    expect(log.at("info").some((l) => l.includes("carrying on from the last run: on"))).toBe(true);
+    // Not switched off by the reading that came first: the last run's "on" and its since are kept.
+    expect(stateOf(next)).toMatchObject({ state: "on", since: "2026-06-10T11:00:00.000Z" });
   });
 
   it("sends entities, states and the relay command again after a reconnect, and still takes modes", async () => {

@@ -5,8 +5,9 @@
  */
 import type { Bus } from "../bus.js";
 import type { Config, LoadConfig } from "../config/schema.js";
+import type { Reading } from "../model/types.js";
 import type { MqttOutput } from "../outputs/mqtt/index.js";
-import { type Clock, systemClock } from "../util/clock.js";
+import { type Clock, systemClock, type Timer } from "../util/clock.js";
 import { type Logger, LogLimiter, quote, rootLogger } from "../util/log.js";
 import { type AdvisedLoad, LoadAdvisor, type LoadSnapshot } from "./advisor.js";
 import { MODES, type Mode } from "./control.js";
@@ -17,6 +18,14 @@ export { LoadGroup, type LoadSpec, type LoadStatus, MODES, type Mode, REASONS, t
 export * from "./discovery.js";
 
 const OWNER = "loads";
+/**
+ * Meters are read before the broker answers, but a restart must switch nothing: readings wait (in order, at most
+ * this many) until each load's retained state from the last run is in, the broker has had this long after
+ * connecting to send it, or the broker has not answered for GATE_MAX_MS.
+ */
+const MAX_HELD = 2000;
+export const RETAINED_WAIT_MS = 2000;
+const GATE_MAX_MS = 15_000;
 /** The longest mode command taken: "auto" with room for whitespace around it. */
 const MAX_MODE_LENGTH = 16;
 
@@ -47,6 +56,10 @@ export class LoadAdvisorService {
   private readonly limiter: LogLimiter;
   private mqtt?: MqttOutput;
   private readonly unsubscribe: (() => void)[] = [];
+  /** Loads whose last state may still come from the broker; readings wait in `held` meanwhile. */
+  private readonly waiting = new Set<string>();
+  private readonly held: Reading[] = [];
+  private gateTimer?: Timer;
 
   constructor(
     private readonly config: Pick<Config, "loads" | "peak_guard" | "mqtt">,
@@ -65,7 +78,17 @@ export class LoadAdvisorService {
   }
 
   start(bus: Bus): void {
-    bus.subscribe(OWNER, "reading", (r) => this.advisor.onReading(r));
+    for (const id of this.loads.keys()) this.waiting.add(id);
+    bus.subscribe(OWNER, "reading", (r) => {
+      if (this.waiting.size === 0) this.advisor.onReading(r);
+      else if (this.held.push(r) > MAX_HELD) this.held.shift();
+    });
+    this.gateTimer = this.clock.setTimeout(() => {
+      this.gateTimer = undefined;
+      if (this.waiting.size > 0)
+        this.log.info(`loads: no last state from the broker within ${GATE_MAX_MS / 1000} s; starting afresh`);
+      this.open();
+    }, GATE_MAX_MS);
     this.advisor.start();
     this.log.info(`load advisor: ${[...this.loads.values()].map((l) => `${l.id} on ${l.meter}`).join(", ")}`);
   }
@@ -96,20 +119,29 @@ export class LoadAdvisorService {
       const stateTopic = loadStateTopic(base, l.id);
       const stop = mqtt.subscribe(stateTopic, (payload, retained) => {
         stop();
-        if (!retained) return;
-        const previous = parseLoadState(payload, this.clock.now());
-        if (!previous.ok) {
-          this.log.warn(
-            `${l.id}: the retained state on ${stateTopic} is ignored (${previous.why}): ${quote(payload)}; starting afresh`,
-          );
-          return;
+        try {
+          this.restoreFrom(l.id, stateTopic, payload, retained);
+        } finally {
+          this.release(l.id);
         }
-        if (this.advisor.restore(l.id, previous))
-          this.log.info(`${l.id}: carrying on from the last run: ${previous.on ? "on" : "off"}, mode ${previous.mode}`);
       });
       this.unsubscribe.push(stop);
     }
     for (const s of this.advisor.snapshots()) this.publish(s);
+  }
+
+  /** The previous run's state of a load, from the retained message on its state topic. */
+  private restoreFrom(id: string, stateTopic: string, payload: string, retained: boolean): void {
+    if (!retained) return;
+    const previous = parseLoadState(payload, this.clock.now());
+    if (!previous.ok) {
+      this.log.warn(
+        `${id}: the retained state on ${stateTopic} is ignored (${previous.why}): ${quote(payload)}; starting afresh`,
+      );
+      return;
+    }
+    if (this.advisor.restore(id, previous))
+      this.log.info(`${id}: carrying on from the last run: ${previous.on ? "on" : "off"}, mode ${previous.mode}`);
   }
 
   /**
@@ -128,7 +160,28 @@ export class LoadAdvisorService {
     return [...this.loads.values()];
   }
 
+  /** The broker answered: a retained state it has comes at once; loads without one start afresh soon after. */
+  mqttConnected(): void {
+    if (this.waiting.size === 0) return;
+    this.clock.setTimeout(() => this.open(), RETAINED_WAIT_MS);
+  }
+
+  private release(id: string): void {
+    this.waiting.delete(id);
+    if (this.waiting.size === 0) this.open();
+  }
+
+  /** Lets readings through, first those held meanwhile, in order. */
+  private open(): void {
+    this.waiting.clear();
+    if (this.gateTimer) this.clock.clearTimeout(this.gateTimer);
+    this.gateTimer = undefined;
+    for (const r of this.held.splice(0)) this.advisor.onReading(r);
+  }
+
   stop(bus: Bus): void {
+    if (this.gateTimer) this.clock.clearTimeout(this.gateTimer);
+    this.gateTimer = undefined;
     this.advisor.stop();
     bus.unsubscribeAll(OWNER);
     for (const u of this.unsubscribe.splice(0)) u();
