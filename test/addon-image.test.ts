@@ -371,6 +371,8 @@ describe("the runtime tree (scripts/build-runtime-tree.sh), started as the app i
         const health = await fetch(`http://127.0.0.1:${webPort}/health`);
         expect(health.status).toBe(200);
         expect(await health.json()).toMatchObject({ status: "ok", meters: { home: { type: "dsmr" } } });
+        // The pre-flight check ran first, one line per part, in the app's log.
+        expect(service.output()).toMatch(/^ok {3}MQTT broker: .* accepts the login/m);
         service.child.kill("SIGTERM");
         expect(await service.exit).toBe(0);
         expect(existsSync(join(service.data, "meter2mqtt.sqlite"))).toBe(true);
