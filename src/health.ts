@@ -1,5 +1,6 @@
 import type { Bus } from "./bus.js";
 import type { Config } from "./config/schema.js";
+import { bridgeDiagnosticsOnly } from "./model/quantities.js";
 import type { Clock, Timer } from "./util/clock.js";
 import type { Logger } from "./util/log.js";
 
@@ -101,7 +102,7 @@ export class HealthMonitor {
     });
     this.bus.subscribe("health", "reading", (r) => {
       const m = this.meters.get(r.meterId);
-      if (!m) return;
+      if (!m || bridgeDiagnosticsOnly(r.values)) return;
       m.lastValid = this.clock.now();
       if (m.online === null && LIVE.has(m.type)) m.online = true;
     });

@@ -740,6 +740,18 @@ export function quantity(name: string): QuantitySpec | undefined {
   return QUANTITIES.get(name);
 }
 
+/**
+ * True when every value is one of the bridge's own diagnostics (the archive's size, frame counters): such a
+ * reading says nothing about the meter, so it neither proves the meter alive nor moves its time.
+ */
+export function bridgeDiagnosticsOnly(values: Readonly<Record<string, unknown>>): boolean {
+  for (const name of Object.keys(values)) {
+    const q = QUANTITIES.get(name);
+    if (!q || q.entityCategory !== "diagnostic" || q.archive) return false;
+  }
+  return true;
+}
+
 /** Columns of the archive's `readings` table, in catalogue order. */
 export const ARCHIVE_COLUMNS: readonly QuantitySpec[] = specs.filter((s) => s.archive);
 

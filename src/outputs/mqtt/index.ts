@@ -11,7 +11,7 @@
 import { connect, type IClientOptions, type MqttClient } from "mqtt";
 import type { MqttConfig } from "../../config/schema.js";
 import { REPLACED_AT, RESET_REGISTERS } from "../../derived/replacement.js";
-import { quantity } from "../../model/quantities.js";
+import { bridgeDiagnosticsOnly, quantity } from "../../model/quantities.js";
 import type { MeterInfo, Reading, SourceStatus } from "../../model/types.js";
 import { type Clock, systemClock, type Timer } from "../../util/clock.js";
 import { type Logger, LogLimiter, redact, rootLogger } from "../../util/log.js";
@@ -291,7 +291,8 @@ export class MqttOutput {
         if (held.length > 0) this.sendState(m, m.state.take(held, this.clock.now()));
       }
       m.state.update(values);
-      m.time = r.time;
+      // The bridge's own figures (the archive's size) carry the bridge's clock, not the meter's.
+      if (!bridgeDiagnosticsOnly(values)) m.time = r.time;
       // Readings prove the meter is there; a source that never sends a status still gets available entities.
       if (m.online === undefined) m.online = true;
       for (const name of Object.keys(values)) this.announce(m, name);
