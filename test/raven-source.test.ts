@@ -512,10 +512,14 @@ describe("RAVEn configuration", () => {
       }
       return [];
     };
-    expect(issues({ port: "tcp://10.0.0.2:2000" })[0]).toMatch(/^meters\[0\]\.port: expected a serial device/);
+    // ser2net and USB servers: tcp://host:port is a port like a device path.
+    expect(issues({ port: "tcp://10.0.0.2:2000" })).toEqual([]);
+    expect(issues({ port: "http://10.0.0.2:2000" })[0]).toMatch(
+      /^meters\[0\]\.port: expected a serial device \(\/dev\/ttyACM0\), tcp:\/\/host:port/,
+    );
     expect(issues({ meter_mac: "0x1234" })[0]).toMatch(/^meters\[0\]\.meter_mac: expected 16 hex digits/);
     expect(issues({ demand_interval: -1 })[0]).toMatch(/^meters\[0\]\.demand_interval/);
     expect(issues({ baud: 9600 })).toEqual(['meters[0]: unknown key "baud"']);
-    expect(issues({ type: "emu2" })[0]).toMatch(/supported meter types \(dsmr, raven[,)]/);
+    expect(issues({ type: "emu2" })[0]).toMatch(/supported meter types \(dsmr, han, raven[,)]/);
   });
 });

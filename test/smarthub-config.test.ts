@@ -54,7 +54,7 @@ describe("SmartHub configuration", () => {
       'meters[0].currency: expected an ISO 4217 currency code like USD (got "$")',
     ]);
     expect(problems({ ...meter, type: "smarthubb" })[0]).toBe(
-      "meters[0].type: expected one of the supported meter types (dsmr, raven, smt, smarthub)",
+      "meters[0].type: expected one of the supported meter types (dsmr, han, raven, smt, smarthub)",
     );
   });
 });

@@ -71,7 +71,7 @@ describe("Smart Meter Texas configuration", () => {
     expect(pw).toHaveLength(1);
     expect(pw[0]).toMatch(/^meters\[0\]\.imap\.password: /);
     expect(problems({ type: "smtx" } as Record<string, unknown>)[0]).toMatch(
-      /supported meter types \(dsmr, raven, smt, smarthub\)/,
+      /supported meter types \(dsmr, han, raven, smt, smarthub\)/,
     );
   });
 });
