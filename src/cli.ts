@@ -195,8 +195,11 @@ export async function main(argv: string[]): Promise<number> {
     case "demo":
       // Loaded only for the demo: the embedded broker is of no use to the bridge itself.
       return (await import("./demo.js")).runDemo(rest);
-    case "import":
+    case "import": {
+      const heap = await import("./util/heap.js");
+      if (!heap.heapLimited()) return heap.rerunWithSmallHeap();
       return (await import("./sources/smt/import.js")).runImport(rest);
+    }
     case "report":
       return (await import("./reports/index.js")).runReport(rest);
     case "export":
