@@ -747,7 +747,7 @@ export function quantity(name: string): QuantitySpec | undefined {
 export function bridgeDiagnosticsOnly(values: Readonly<Record<string, unknown>>): boolean {
   for (const name of Object.keys(values)) {
     const q = QUANTITIES.get(name);
-    if (!q || q.entityCategory !== "diagnostic" || q.archive) return false;
+    if (q?.entityCategory !== "diagnostic" || q.archive) return false;
   }
   return true;
 }
