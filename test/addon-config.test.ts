@@ -269,7 +269,10 @@ describe("addon/config.yaml follows the Supervisor's rules", () => {
     ).toEqual({
       port: WEB_PORT,
       host: "0.0.0.0",
+      ingress: true,
     });
+    // The page in the sidebar: ingress to the same port, which answers only the Supervisor there.
+    expect(config).toMatchObject({ ingress: true, ingress_port: WEB_PORT, panel_icon: expect.stringMatching(/^mdi:/) });
   });
 
   it("makes every backup hold a consistent archive: a copy before, the live files left out, the copy removed after", () => {

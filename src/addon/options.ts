@@ -479,9 +479,12 @@ export function addonToConfig(options: unknown, ctx: AddonContext): AddonConfig 
     );
   }
 
-  // The Supervisor's watchdog asks GET /health from outside the container, on the app's own network address.
-  config.web = { port: ctx.webPort ?? WEB_PORT, host: "0.0.0.0" };
-  decisions.push(`health: GET /health on port ${ctx.webPort ?? WEB_PORT}, for the app's watchdog`);
+  // The Supervisor's watchdog asks GET /health from outside the container, on the app's own network address; the
+  // page on the same port answers the Supervisor's ingress (the sidebar panel) only.
+  config.web = { port: ctx.webPort ?? WEB_PORT, host: "0.0.0.0", ingress: true };
+  decisions.push(
+    `web: the page in the sidebar (ingress) and GET /health for the app's watchdog, on port ${ctx.webPort ?? WEB_PORT}`,
+  );
 
   if (issues.length > 0) throw new ConfigError(`invalid app options:\n  ${issues.join("\n  ")}`, issues);
   return { config, decisions, renamed };
