@@ -15,6 +15,16 @@ export interface ShareOptions {
 }
 
 export class ShareServer {
+  /** The server of a meter's `share` option, or none without it. */
+  static of(
+    share: { port: number; host: string; max_clients: number } | undefined,
+    log: Logger,
+  ): ShareServer | undefined {
+    return share
+      ? new ShareServer({ port: share.port, host: share.host, maxClients: share.max_clients }, log)
+      : undefined;
+  }
+
   private readonly clients = new Set<net.Socket>();
   private server?: net.Server;
   private readonly maxBuffer: number;

@@ -90,11 +90,7 @@ export class DsmrSource {
       timeoutS: cfg.port.startsWith("file:") ? 0 : cfg.timeout,
       statusEveryMs: opts.statusEveryMs,
     });
-    if (cfg.share)
-      this.share = new ShareServer(
-        { port: cfg.share.port, host: cfg.share.host, maxClients: cfg.share.max_clients },
-        this.log,
-      );
+    this.share = ShareServer.of(cfg.share, this.log);
     this.transport.on("data", (chunk) => this.onData(chunk));
     this.transport.on("open", () => {
       this.stream.reset();

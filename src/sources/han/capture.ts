@@ -1,3 +1,4 @@
+import { looksLikeHex } from "../hex-input.js";
 import { parseHeader } from "./hdlc.js";
 
 /**
@@ -5,44 +6,6 @@ import { parseHeader } from "./hdlc.js";
  * wrapped over lines). For file replay: where to cut a capture so each piece is one message, and the hex turned
  * back into bytes as pieces arrive.
  */
-const isWhite = (c: number): boolean => c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
-const nibble = (c: number): number => {
-  if (c >= 0x30 && c <= 0x39) return c - 0x30;
-  const l = c | 0x20;
-  return l >= 0x61 && l <= 0x66 ? l - 0x61 + 10 : -1;
-};
-
-/** Whether the start of a capture is hex text (hex digits and whitespace only). */
-export function looksLikeHex(b: Buffer): boolean {
-  const head = b.subarray(0, 4096);
-  let digits = 0;
-  for (const c of head) {
-    if (nibble(c) >= 0) digits++;
-    else if (!isWhite(c)) return false;
-  }
-  return digits >= 2;
-}
-
-/** Hex text to bytes, piece by piece (a byte's two digits may fall in two pieces). */
-export class HexText {
-  private half = -1;
-
-  bytes(chunk: Buffer): Buffer {
-    const out = Buffer.allocUnsafe((chunk.length >> 1) + 1);
-    let n = 0;
-    for (const c of chunk) {
-      const v = nibble(c);
-      if (v < 0) continue;
-      if (this.half < 0) this.half = v;
-      else {
-        out[n++] = (this.half << 4) | v;
-        this.half = -1;
-      }
-    }
-    return out.subarray(0, n);
-  }
-}
-
 /**
  * Cuts a capture into messages for paced replay: raw bytes after each HDLC frame that ends a message (bytes that
  * are no frame stay with what follows); hex text before each line that starts a frame ("7e").

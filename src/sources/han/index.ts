@@ -7,8 +7,9 @@ import { type Clock, systemClock, type Timer } from "../../util/clock.js";
 import { createLogger, type Logger } from "../../util/log.js";
 import { keyBytes } from "../glo-cipher.js";
 import { SourceHealth } from "../health.js";
+import { HexText, looksLikeHex } from "../hex-input.js";
 import { ShareServer } from "../share.js";
-import { HexText, looksLikeHex, splitCapture } from "./capture.js";
+import { splitCapture } from "./capture.js";
 import type { HanTelegram } from "./decode.js";
 import { type HanItem, HanStream } from "./stream.js";
 
@@ -114,11 +115,7 @@ export class HanSource {
       timeoutS: this.replay ? 0 : cfg.timeout,
       statusEveryMs: opts.statusEveryMs,
     });
-    if (cfg.share)
-      this.share = new ShareServer(
-        { port: cfg.share.port, host: cfg.share.host, maxClients: cfg.share.max_clients },
-        this.log,
-      );
+    this.share = ShareServer.of(cfg.share, this.log);
     this.transport.on("data", (chunk) => this.onData(chunk));
     this.transport.on("open", () => {
       this.stream.reset();
