@@ -2,6 +2,7 @@
  * `meter2mqtt report daily|monthly --meter ID [--from] [--to] [--format table|csv|json] [--reprice]`: the archive's
  * views report_daily and report_monthly (sql/007) for one meter, after the calendar they join with is brought up to
  * date for the range. The figures are the views' own, so a user querying the archive gets the same numbers.
+ * For a meter whose tariff has Belgium's `capacity`, the rows also carry the capacity charge (withCapacity).
  */
 
 import { parseArgs } from "node:util";
@@ -11,6 +12,7 @@ import type { Config } from "../config/schema.js";
 import { localMidnight, zoneOf } from "../intervals/time.js";
 import { migrate, openWritable, sqlDir } from "../outputs/archive/db.js";
 import { type CalendarMeter, writeCalendar } from "../tariffs/calendar.js";
+import { capacityCharge, capacityMonths, monthPeaks, monthsBefore } from "../tariffs/capacity.js";
 import { calendarMeters } from "../tariffs/index.js";
 import { localDay, nextDay } from "../tariffs/tariff.js";
 import { REPORT_USAGE } from "../usage.js";
@@ -92,6 +94,15 @@ export function queryReport(
   const start = localMidnight(zone, range.from);
   const end = localMidnight(zone, nextDay(range.to)) - 1;
   writeCalendar(db, meter, start, end, now, opts);
+  return withCapacity(db, meter, period, viewRows(db, meter, period, range), now);
+}
+
+function viewRows(
+  db: Database.Database,
+  meter: CalendarMeter,
+  period: Period,
+  range: { from: string; to: string },
+): Row[] {
   if (period === "daily")
     return db
       .prepare(`SELECT * FROM report_daily WHERE meter_id = ? AND day BETWEEN ? AND ? ORDER BY day`)
@@ -104,6 +115,46 @@ export function queryReport(
     .prepare(`SELECT * FROM report_monthly WHERE meter_id = ? AND month BETWEEN ? AND ? ORDER BY month`)
     .all(meter.id, range.from.slice(0, 7), range.to.slice(0, 7)) as Row[];
 }
+
+/**
+ * Belgium's capacity tariff, for a meter whose tariff has `capacity`: per month the month's peak
+ * (`capacity_peak_kw`), the kW billed (`capacity_kw`: the peak, at least the minimum, or the 12-month average) and
+ * the month's charge (`capacity_cost`: the whole month's, or the running month's so far); per day the month's kW
+ * billed and the day's share of the charge. Computed by src/tariffs/capacity.ts, as the live sensors are, from each
+ * month's peak in the archive (one indexed look-up per month). Other meters' rows are left as they are.
+ */
+function withCapacity(db: Database.Database, meter: CalendarMeter, period: Period, rows: Row[], now: number): Row[] {
+  const tariff = meter.tariff;
+  const cfg = tariff?.config.capacity;
+  if (!tariff || !cfg || rows.length === 0) return rows;
+  const zone = tariff.timezone;
+  const key = (r: Row): string => String(period === "daily" ? r.day : r.month).slice(0, 7);
+  const first = key(rows[0] as Row);
+  const last = key(rows[rows.length - 1] as Row);
+  const months: string[] = [];
+  for (let m = first; m <= last; m = shiftMonth(m, 1)) months.push(m);
+  const peaks = monthPeaks(db, meter.id, zone, [...monthsBefore(first, 11), ...months]);
+  const figures = capacityMonths(cfg, zone, peaks, months, now);
+  return rows.map((r) => {
+    const f = figures.get(key(r));
+    if (period === "monthly")
+      return {
+        ...r,
+        capacity_peak_kw: f ? round(f.peakKw, 3) : null,
+        capacity_kw: f ? round(f.basisKw, 3) : null,
+        capacity_cost: f ? f.cost : null,
+      };
+    const dayStart = localMidnight(zoneOf(zone), String(r.day));
+    const dayEnd = Math.min(localMidnight(zoneOf(zone), nextDay(String(r.day))), f?.until ?? dayStart);
+    return {
+      ...r,
+      capacity_kw: f ? round(f.basisKw, 3) : null,
+      capacity_cost: f && dayEnd > dayStart ? round(capacityCharge(cfg, zone, f.basisKw, dayStart, dayEnd), 6) : null,
+    };
+  });
+}
+
+const round = (x: number, d: number): number => Math.round(x * 10 ** d) / 10 ** d;
 
 /**
  * The view report_monthly as the archive defines it, reading only the days of one meter's months (a filter on the
@@ -140,6 +191,8 @@ const fixed = (v: unknown, digits: number): string => (typeof v === "number" ? v
 export function toTable(rows: readonly Row[], period: Period): string {
   const key = period === "daily" ? "day" : "month";
   const currency = rows.find((r) => r.currency)?.currency;
+  // Belgium's capacity tariff: the kW billed and the charge, for meters whose tariff has `capacity`.
+  const capacity = rows.some((r) => "capacity_kw" in r);
   const head = [
     period === "daily" ? "day" : "month",
     ...(period === "monthly" ? ["days"] : []),
@@ -149,6 +202,7 @@ export function toTable(rows: readonly Row[], period: Period): string {
     period === "daily" ? "24h est. kWh" : "month est. kWh",
     "export kWh",
     ...(currency ? [`cost ${currency}`] : []),
+    ...(capacity ? ["capacity kW", `capacity ${currency ?? ""}`.trim()] : []),
   ];
   const body = rows.map((r) => {
     const partial = period === "daily" ? r.complete === 0 : Number(r.hours) < Number(r.month_hours);
@@ -161,6 +215,7 @@ export function toTable(rows: readonly Row[], period: Period): string {
       partial ? `${fixed(r.estimate_kwh, 3)}*` : fixed(r.estimate_kwh, 3),
       fixed(r.export_kwh, 3),
       ...(currency ? [fixed(r.cost, 2)] : []),
+      ...(capacity ? [fixed(r.capacity_kw, 3), fixed(r.capacity_cost, 2)] : []),
     ];
   });
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => (b[i] as string).length)));

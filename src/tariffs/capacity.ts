@@ -78,39 +78,111 @@ export class CapacityCost {
     const local = DateTime.fromMillis(now, { zone: this.zone });
     const start = local.startOf("month");
     const days = local.daysInMonth ?? 30;
-    const year = local.daysInYear;
-    const elapsed = local.diff(start, "days").days;
     const basis = this.basis(now);
-    const perDay = (basis * this.cfg.price_per_kw_year) / year;
     return {
       capacity_basis_kw: round(basis, 3),
-      capacity_cost_month: round(perDay * elapsed, 2),
-      capacity_cost_month_projected: round(perDay * days, 2),
+      capacity_cost_month: round(capacityCharge(this.cfg, this.zone, basis, start.toMillis(), now), 2),
+      capacity_cost_month_projected: round((basis * this.cfg.price_per_kw_year * days) / local.daysInYear, 2),
     };
   }
 }
 
-/** The months' peaks (kW) of a meter before `before` ("yyyy-MM"), from the archive's readings, at most 12. */
-export function peaksFromArchive(
-  db: { prepare(sql: string): { all(...args: unknown[]): unknown[] } },
-  meterId: string,
-  zone: string,
-  now: number,
-): Map<string, number> {
-  const from = DateTime.fromMillis(now, { zone }).startOf("month").minus({ months: 12 });
-  const rows = db
-    .prepare(
-      "SELECT time, demand_month_peak_w AS w FROM readings WHERE meter_id = ? AND time >= ? AND demand_month_peak_w IS NOT NULL",
-    )
-    .all(meterId, from.toUTC().toISO()) as { time: string; w: number }[];
+/**
+ * The capacity charge, unrounded, for `basisKw` from `from` to `to` (UTC ms, within one month): the charge accrues by
+ * the day, basis × price per kW per year × days / days in the year (a partial day counts its share of 24 hours).
+ */
+export function capacityCharge(cfg: CapacityConfig, zone: string, basisKw: number, from: number, to: number): number {
+  const a = DateTime.fromMillis(from, { zone });
+  const days = DateTime.fromMillis(to, { zone }).diff(a, "days").days;
+  return (basisKw * cfg.price_per_kw_year * days) / a.daysInYear;
+}
+
+/** Local month ("yyyy-MM") to its [start, end) in UTC ms. */
+export function monthBounds(month: string, zone: string): { start: number; end: number } {
+  const start = DateTime.fromFormat(month, "yyyy-MM", { zone }).startOf("month");
+  return { start: start.toMillis(), end: start.plus({ months: 1 }).toMillis() };
+}
+
+type ReadDb = { prepare(sql: string): { get(...args: unknown[]): unknown } };
+
+/**
+ * Each month's peak (kW) of a meter from the archive: the month-peak register (`demand_month_peak_w`, which only
+ * grows within a month) at the month's last reading that has it. One look-up per month along the readings' primary
+ * key (meter_id, time), read backwards from the month's end, so years of readings cost no more than a few rows each.
+ * Months without a peak reading are left out.
+ */
+export function monthPeaks(db: ReadDb, meterId: string, zone: string, months: readonly string[]): Map<string, number> {
+  const last = db.prepare(
+    `SELECT demand_month_peak_w AS w FROM readings
+      WHERE meter_id = ? AND time >= ? AND time < ? AND demand_month_peak_w IS NOT NULL
+      ORDER BY time DESC LIMIT 1`,
+  );
   const out = new Map<string, number>();
-  const current = monthKey(now, zone);
-  for (const r of rows) {
-    const m = monthKey(Date.parse(r.time), zone);
-    if (m === current) continue;
-    out.set(m, Math.max(out.get(m) ?? 0, r.w / 1000));
+  for (const m of months) {
+    const { start, end } = monthBounds(m, zone);
+    const row = last.get(meterId, new Date(start).toISOString(), new Date(end).toISOString()) as
+      | { w: number }
+      | undefined;
+    if (row && typeof row.w === "number" && Number.isFinite(row.w)) out.set(m, row.w / 1000);
   }
   return out;
+}
+
+/** The `n` months ("yyyy-MM") before `month`, oldest first. */
+export function monthsBefore(month: string, n: number): string[] {
+  const m = DateTime.fromFormat(month, "yyyy-MM", { zone: "UTC" });
+  return Array.from({ length: n }, (_, i) => m.minus({ months: n - i }).toFormat("yyyy-MM"));
+}
+
+/** A month's capacity figures as the sensor has them at the month's end (or at `now` for the running month). */
+export interface CapacityMonth {
+  /** The month's own peak, kW. */
+  peakKw: number;
+  /** The kW billed: the peak (at least the minimum) or the 12-month average, unrounded. */
+  basisKw: number;
+  /** The month's charge: the whole month's, or the running month's so far, rounded as the sensor is. */
+  cost: number;
+  /** Until when the month is charged: its end, or `now` while it runs (UTC ms). */
+  until: number;
+}
+
+/**
+ * The capacity figures of `months` (each "yyyy-MM"), computed by CapacityCost from the months' peaks (`peaks`, kW,
+ * which must hold the 11 months before the first as well for the 12-month average): the same rules and rounding as
+ * the live sensors, so a month's charge equals capacity_cost_month_projected at its end and, for the running month,
+ * capacity_cost_month now. Months without a peak, and months not yet begun, are left out.
+ */
+export function capacityMonths(
+  cfg: CapacityConfig,
+  zone: string,
+  peaks: ReadonlyMap<string, number>,
+  months: readonly string[],
+  now: number,
+): Map<string, CapacityMonth> {
+  const out = new Map<string, CapacityMonth>();
+  for (const month of months) {
+    const peakKw = peaks.get(month);
+    const { start, end } = monthBounds(month, zone);
+    if (peakKw === undefined || start > now) continue;
+    const history = new Map([...peaks].filter(([m]) => m < month));
+    const c = new CapacityCost(cfg, zone, history);
+    const at = Math.min(now, end - 1);
+    c.add({ meterId: "", time: at, values: { demand_month_peak_w: peakKw * 1000 } });
+    const v = c.values(at);
+    const running = now < end;
+    out.set(month, {
+      peakKw,
+      basisKw: c.basis(at),
+      cost: running ? v.capacity_cost_month : v.capacity_cost_month_projected,
+      until: running ? now : end,
+    });
+  }
+  return out;
+}
+
+/** The months' peaks (kW) of a meter in the 12 months before `now`'s, from the archive (see monthPeaks). */
+export function peaksFromArchive(db: ReadDb, meterId: string, zone: string, now: number): Map<string, number> {
+  return monthPeaks(db, meterId, zone, monthsBefore(monthKey(now, zone), 12));
 }
 
 /**
@@ -119,7 +191,7 @@ export function peaksFromArchive(
  */
 export function capacityTransform(
   meters: ReadonlyArray<{ id: string; capacity: CapacityConfig; timezone: string; currency: string }>,
-  openArchive: (() => { prepare(sql: string): { all(...args: unknown[]): unknown[] }; close(): void }) | undefined,
+  openArchive: (() => ReadDb & { close(): void }) | undefined,
   now: number,
 ): ((r: Reading) => Reading) | undefined {
   if (meters.length === 0) return undefined;
