@@ -118,6 +118,7 @@ export class App {
     if (this.archive) this.intervals = new IntervalPipeline(this.archive, this.bus, { clock: this.clock });
     this.tariffs = new TariffService(cfg, { clock: this.clock });
     this.tariffs.startCalendar(this.archive);
+    this.tariffs.startPrices(this.archive);
     this.startStatistics();
 
     this.trackReplacements();
@@ -339,6 +340,7 @@ export class App {
     this.bus.subscribe("mqtt", "status", (s) => mqtt.onStatus(s));
     this.bus.subscribe("mqtt", "meterInfo", (i) => mqtt.onMeterInfo(i));
     this.loads?.attach(mqtt);
+    this.tariffs?.followTopics(mqtt);
     let timer: NodeJS.Timeout | undefined;
     const waited = new Promise<void>((resolve) => {
       timer = setTimeout(resolve, this.opts.mqttConnectTimeoutMs ?? 10_000);
@@ -370,7 +372,9 @@ export class App {
     await this.web?.stop();
     await Promise.allSettled(this.sources.map((s) => s.stop()));
     await this.bus.idle();
-    this.tariffs?.stop();
+    // The quarter hours priced since the last round are kept before the archive closes.
+    await this.tariffs?.settle(this.archive);
+    await this.tariffs?.stop();
     await this.influx?.stop();
     this.bus.unsubscribeAll("influx");
     await this.statistics?.stop();

@@ -25,6 +25,7 @@ const issues = (tariffs: unknown): string => {
 };
 
 const DAY_NIGHT: TariffConfig = {
+  type: "fixed",
   meters: ["home"],
   currency: "EUR",
   import: [{ from: "07:00", to: "23:00", days: ["mon", "tue", "wed", "thu", "fri"], price: 0.3 }, { price: 0.2 }],

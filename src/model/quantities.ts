@@ -536,6 +536,24 @@ add({
   stateClass: "measurement",
   precision: 4,
 });
+// Dynamic tariffs (src/tariffs/dynamic.ts): where the price now comes from, and when the source last gave one.
+add({
+  name: "price_source",
+  label: "Price source",
+  kind: "text",
+  type: "string",
+  icon: "mdi:cash-sync",
+  entityCategory: "diagnostic",
+});
+add({
+  name: "price_updated_at",
+  label: "Price updated",
+  kind: "timestamp",
+  type: "string",
+  deviceClass: "timestamp",
+  icon: "mdi:cash-clock",
+  entityCategory: "diagnostic",
+});
 // RAVEn / EMU-2 without summation: energy integrated from demand by the bridge. These counters start at 0 with
 // the bridge, so unlike the meter's registers they are total_increasing: HA must read a restart as a reset.
 for (const dir of ["import", "export"] as const) {

@@ -57,6 +57,13 @@ export function writeCalendar(
   const zone = zoneOf(meter.timezone);
   const t = meter.tariff;
   const written = iso(now);
+  // A dynamic tariff's quarters are priced as the bridge priced them (dynamic_prices), else at the fallback.
+  const archived = {
+    import: t?.isDynamic("import") ? dynamicPrices(db, t.name, "import", start, end) : undefined,
+    export: t?.isDynamic("export") ? dynamicPrices(db, t.name, "export", start, end) : undefined,
+  };
+  const priceOf = (tariff: Tariff, dir: "import" | "export", q: number): number =>
+    archived[dir]?.get(q) ?? tariff.price(dir, q);
   const current = Math.floor(now / QUARTER_MS) * QUARTER_MS;
   const print = fingerprint(meter);
   return db.transaction((): number => {
@@ -95,8 +102,8 @@ export function writeCalendar(
             day,
             t?.name ?? null,
             t?.currency ?? null,
-            t ? t.price("import", q) : null,
-            t ? t.price("export", q) : null,
+            t ? priceOf(t, "import", q) : null,
+            t ? priceOf(t, "export", q) : null,
             t ? t.dailyCharge : null,
             written,
           ).changes;
@@ -105,6 +112,62 @@ export function writeCalendar(
       dayStart = dayEnd;
     }
     return n;
+  })();
+}
+
+/** The archived dynamic prices of a tariff's direction between two instants, by quarter start (UTC ms). */
+function dynamicPrices(
+  db: Database.Database,
+  tariff: string,
+  direction: "import" | "export",
+  from: number,
+  to: number,
+): Map<number, number> {
+  const rows = db
+    .prepare<[string, string, string, string]>(
+      "SELECT start, price FROM dynamic_prices WHERE tariff = ? AND direction = ? AND start >= ? AND start < ?",
+    )
+    .all(tariff, direction, iso(from), iso(to)) as { start: string; price: number }[];
+  return new Map(rows.map((r) => [Date.parse(r.start), r.price]));
+}
+
+/** One settled quarter hour of a dynamic tariff, as the bridge sends it to the archive. */
+export interface PriceRow {
+  direction: "import" | "export";
+  /** UTC ms */
+  start: number;
+  price: number;
+  origin: "mqtt" | "home_assistant" | "fallback";
+}
+
+/**
+ * Keeps the prices a dynamic tariff's quarter hours were priced at (dynamic_prices) and puts them in the calendar of
+ * its meters, so that the reports price those quarters the same. Returns the rows written.
+ */
+export function recordPrices(
+  db: Database.Database,
+  tariff: string,
+  meterIds: readonly string[],
+  rows: readonly PriceRow[],
+  now: number,
+): number {
+  const put = db.prepare(
+    `INSERT INTO dynamic_prices (tariff, direction, start, price, origin, written_at) VALUES (?, ?, ?, ?, ?, ?)
+     ON CONFLICT (tariff, direction, start) DO UPDATE SET price = excluded.price, origin = excluded.origin,
+       written_at = excluded.written_at`,
+  );
+  const slot = {
+    import: db.prepare("UPDATE tariff_slots SET import_price = ? WHERE meter_id = ? AND start = ? AND tariff = ?"),
+    export: db.prepare("UPDATE tariff_slots SET export_price = ? WHERE meter_id = ? AND start = ? AND tariff = ?"),
+  };
+  const written = iso(now);
+  return db.transaction((): number => {
+    for (const r of rows) {
+      const start = iso(r.start);
+      put.run(tariff, r.direction, start, r.price, r.origin, written);
+      for (const id of meterIds) slot[r.direction].run(r.price, id, start, tariff);
+    }
+    return rows.length;
   })();
 }
 
@@ -156,6 +219,9 @@ export function calendarStore(db: Database.Database) {
   return {
     refreshCalendar(spec: CalendarSpec, now: number): number {
       return refreshMeterCalendar(db, fromSpec(spec), now);
+    },
+    recordPrices(tariff: string, meterIds: string[], rows: PriceRow[], now: number): number {
+      return recordPrices(db, tariff, meterIds, rows, now);
     },
   };
 }

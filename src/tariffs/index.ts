@@ -5,10 +5,20 @@
 import type { Config, MeterConfig } from "../config/schema.js";
 import type { Reading } from "../model/types.js";
 import { migrate, openReadOnly, openWritable, sqlDir } from "../outputs/archive/db.js";
+import { HaClient } from "../outputs/statistics/ha.js";
 import { type Clock, systemClock, type Timer } from "../util/clock.js";
 import { createLogger, type Logger } from "../util/log.js";
-import { type CalendarMeter, type CalendarStore, calendarSpec, refreshMeterCalendar } from "./calendar.js";
+import {
+  type CalendarMeter,
+  type CalendarStore,
+  calendarSpec,
+  type PriceRow,
+  refreshMeterCalendar,
+} from "./calendar.js";
+import { PriceFeed, QUARTER } from "./dynamic.js";
 import { type CostState, createCoster, restoreCostStates } from "./live.js";
+import { EntityPriceSource, followPriceTopic, type PriceTopicBroker } from "./price-sources.js";
+import { isDynamic } from "./schema.js";
 import { meterZone, type Tariff, tariffsByMeter } from "./tariff.js";
 
 export { type CostState, createCoster, MeterCost, restoreCostStates } from "./live.js";
@@ -48,6 +58,25 @@ export interface CalendarRunner {
   call(method: "refreshCalendar", ...args: Parameters<CalendarStore["refreshCalendar"]>): Promise<number>;
 }
 
+/** Where the bridge keeps the dynamic prices: the archive's worker. */
+export interface PriceRecorder {
+  call(method: "recordPrices", ...args: Parameters<CalendarStore["recordPrices"]>): Promise<number>;
+}
+
+/** One dynamic price of one tariff: its feed, and the meters it prices. */
+interface DynamicPrice {
+  tariff: string;
+  currency: string;
+  direction: "import" | "export";
+  feed: PriceFeed;
+  meterIds: string[];
+  /** The quarter hours settled since the last write to the archive. */
+  pending: PriceRow[];
+  /** The last quarter hour settled, UTC ms. */
+  settledUpTo?: number;
+  stale?: boolean;
+}
+
 export class TariffService {
   readonly tariffs: Map<string, Tariff>;
   private readonly clock: Clock;
@@ -65,6 +94,109 @@ export class TariffService {
       tariffs: config.tariffs,
       meters: config.meters.map((m) => ({ id: m.id, timezone: meterTimezone(m) })),
     });
+    // One feed per dynamic price, shared by the tariff's meters (each has a Tariff of its own).
+    const now = () => this.clock.now();
+    for (const [name, t] of Object.entries(config.tariffs))
+      for (const direction of ["import", "export"] as const) {
+        const p = t[direction];
+        if (t.type !== "dynamic" || !isDynamic(p)) continue;
+        const feed = new PriceFeed(p, now);
+        const meterIds = t.meters.filter((id) => this.tariffs.has(id));
+        for (const id of meterIds) this.tariffs.get(id)?.attach(direction, feed);
+        const d: DynamicPrice = { tariff: name, currency: t.currency, direction, feed, meterIds, pending: [] };
+        feed.onSettled((q) => d.pending.push({ direction, start: q.start, price: q.price, origin: q.origin }));
+        this.dynamic.push(d);
+      }
+  }
+
+  private readonly dynamic: DynamicPrice[] = [];
+  private priceTimer?: Timer;
+  private readonly unfollow: (() => void)[] = [];
+  private readonly entities: EntityPriceSource[] = [];
+
+  /** The dynamic prices' feeds (tests, the web page). */
+  get feeds(): readonly { tariff: string; direction: "import" | "export"; feed: PriceFeed }[] {
+    return this.dynamic;
+  }
+
+  /** Dynamic prices from MQTT topics: followed through the bridge's broker connection, re-subscribed on reconnect. */
+  followTopics(broker: PriceTopicBroker): void {
+    for (const d of this.dynamic) {
+      const topic = d.feed.config.mqtt;
+      if (!topic) continue;
+      this.unfollow.push(followPriceTopic(d.feed, topic.topic, topic.path, broker, this.log, () => this.clock.now()));
+      this.log.info(`tariff ${d.tariff}: ${d.direction} price from the MQTT topic ${topic.topic}`);
+    }
+  }
+
+  /**
+   * Dynamic prices from Home Assistant entities, and the quarter-hour round that settles each quarter's price and
+   * keeps it in the archive (`archive` absent: not kept).
+   */
+  startPrices(
+    archive: PriceRecorder | undefined,
+    connect: (url: string, token: string, opts: { maxPayload: number }) => Promise<HaClient> = (url, token, opts) =>
+      HaClient.connect(url, token, opts),
+  ): void {
+    if (this.dynamic.length === 0) return;
+    const ha = this.config.homeassistant;
+    for (const d of this.dynamic) {
+      const entity = d.feed.config.entity;
+      if (!entity) continue;
+      if (!ha.url || !ha.token) {
+        this.log.error(
+          `tariff ${d.tariff}: the ${d.direction} price comes from ${entity}, but homeassistant.url and homeassistant.token are not set; the fallback price applies`,
+        );
+        continue;
+      }
+      const source = new EntityPriceSource(d.feed, entity, { url: ha.url, token: ha.token }, this.log, connect, () =>
+        this.clock.now(),
+      );
+      this.entities.push(source);
+      source.start();
+    }
+    const round = (): void => {
+      if (this.stopped) return;
+      void this.settle(archive);
+      const now = this.clock.now();
+      // A moment after each quarter hour: a price sent on the hour has come by then.
+      this.priceTimer = this.clock.setTimeout(round, QUARTER - (now % QUARTER) + 2000);
+    };
+    const now = this.clock.now();
+    for (const d of this.dynamic) d.settledUpTo = Math.floor(now / QUARTER) * QUARTER - QUARTER;
+    this.priceTimer = this.clock.setTimeout(round, QUARTER - (now % QUARTER) + 2000);
+  }
+
+  /** Settles the quarter hours that have ended, writes them to the archive, and says when a source goes quiet. */
+  settle(archive: PriceRecorder | undefined): Promise<void> {
+    const writes: Promise<unknown>[] = [];
+    const now = this.clock.now();
+    const last = Math.floor(now / QUARTER) * QUARTER - QUARTER;
+    for (const d of this.dynamic) {
+      // After a pause of the machine, at most a day of quarters is caught up (at the price judged now).
+      const from = Math.max((d.settledUpTo ?? last - QUARTER) + QUARTER, last - 96 * QUARTER);
+      for (let q = from; q <= last; q += QUARTER) d.feed.settle(q);
+      d.settledUpTo = last;
+      const stale = d.feed.stale(now);
+      if (stale && !d.stale)
+        this.log.warn(
+          `tariff ${d.tariff}: no ${d.direction} price from ${d.feed.config.entity ?? d.feed.config.mqtt?.topic} ${
+            d.feed.lastPriceAt === undefined
+              ? "yet"
+              : `since ${new Date(d.feed.lastPriceAt).toISOString()} (over ${d.feed.config.stale_after_minutes} minutes)`
+          }: using the fallback ${d.feed.config.fallback} ${d.currency}/kWh until it comes back`,
+        );
+      else if (!stale && d.stale) this.log.info(`tariff ${d.tariff}: ${d.direction} prices come in again`);
+      d.stale = stale;
+      const rows = d.pending.splice(0);
+      if (!archive || rows.length === 0) continue;
+      writes.push(
+        archive.call("recordPrices", d.tariff, d.meterIds, rows, now).catch((err: Error) => {
+          this.log.error(`tariff ${d.tariff}: prices not written to the archive: ${err.message}`);
+        }),
+      );
+    }
+    return Promise.all(writes).then(() => undefined);
   }
 
   /**
@@ -134,8 +266,11 @@ export class TariffService {
   /** The calendar refresh under way (or the last one): tests and benchmarks wait for it. */
   calendarDone: Promise<void> = Promise.resolve();
 
-  stop(): void {
+  stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) this.clock.clearTimeout(this.timer);
+    if (this.priceTimer) this.clock.clearTimeout(this.priceTimer);
+    for (const f of this.unfollow.splice(0)) f();
+    return Promise.allSettled(this.entities.map((e) => e.stop())).then(() => undefined);
   }
 }

@@ -8,7 +8,7 @@
  */
 import type Database from "better-sqlite3";
 import type { Reading } from "../model/types.js";
-import type { Tariff } from "./tariff.js";
+import { QUARTER_MS, type Tariff } from "./tariff.js";
 
 const IMPORT = ["energy_import_kwh", "energy_import_estimated_kwh"] as const;
 const EXPORT = ["energy_export_kwh", "energy_export_estimated_kwh"] as const;
@@ -26,16 +26,27 @@ const num = (v: unknown): number | undefined => (typeof v === "number" && Number
 /** Money to a millionth: well below any currency's unit, and free of the binary noise of long sums. */
 const round6 = (x: number): number => Math.round(x * 1e6) / 1e6;
 
+/** The quarter hour under way: its energy is priced at the quarter's price as it stands, until the quarter ends. */
+interface OpenQuarter {
+  start: number;
+  importKwh: number;
+  exportKwh: number;
+}
+
 export class MeterCost {
   private state?: CostState;
   private importRegister?: Register;
   private exportRegister?: Register;
+  /** The cost of the quarter hours that have ended (at their settled prices) and the daily charge. */
+  private closed = { import: 0, export: 0 };
+  private open?: OpenQuarter;
 
   constructor(
     readonly tariff: Tariff,
     restored?: CostState,
   ) {
     this.state = restored && { ...restored, registers: { ...restored.registers } };
+    if (restored) this.closed = { import: restored.importCost, export: restored.exportCost };
   }
 
   /** The cost values for a reading that carries an energy register; none for one that does not. */
@@ -51,16 +62,17 @@ export class MeterCost {
     const s = this.state;
     if (!s) this.state = { time: r.time, registers: {}, importCost: 0, exportCost: 0 };
     else if (r.time >= s.time) {
-      const dImp = this.delta(this.importRegister, imp);
-      const dExp = this.delta(this.exportRegister, exp);
-      s.importCost += this.tariff.energyCost("import", dImp, s.time, r.time) + this.tariff.fixed(s.time, r.time);
-      s.exportCost += this.tariff.energyCost("export", dExp, s.time, r.time);
+      this.spread(this.delta(this.importRegister, imp), this.delta(this.exportRegister, exp), s.time, r.time);
+      this.closed.import += this.tariff.fixed(s.time, r.time);
     }
     // A reading older than the last one (a meter clock set back) moves the baseline without pricing anything.
     const st = this.state as CostState;
     st.time = Math.max(st.time, r.time);
     if (this.importRegister && imp !== undefined) st.registers[this.importRegister] = imp;
     if (this.exportRegister && exp !== undefined) st.registers[this.exportRegister] = exp;
+    const o = this.open;
+    st.importCost = this.closed.import + (o ? o.importKwh * this.tariff.price("import", o.start) : 0);
+    st.exportCost = this.closed.export + (o ? o.exportKwh * this.tariff.price("export", o.start) : 0);
 
     const out: Record<string, number | string> = {
       cost_import_total: round6(st.importCost),
@@ -68,7 +80,52 @@ export class MeterCost {
     };
     if (this.tariff.pricesExport) out.cost_export_total = round6(st.exportCost);
     if (num(v.price_per_kwh) === undefined) out.price_per_kwh = this.tariff.price("import", r.time);
+    const feed = this.tariff.feed("import");
+    if (feed) {
+      out.price_source = feed.price(r.time).origin;
+      const at = feed.lastPriceAt;
+      if (at !== undefined) out.price_updated_at = new Date(at).toISOString();
+    }
     return out;
+  }
+
+  /**
+   * Energy used evenly between `from` and `to`, quarter hour by quarter hour: the quarters that have ended at their
+   * settled prices, the last one kept open (its price may still change while it is under way).
+   */
+  private spread(dImp: number, dExp: number, from: number, to: number): void {
+    if (dImp === 0 && dExp === 0) return;
+    if (!(to > from)) {
+      this.put(Math.floor(to / QUARTER_MS) * QUARTER_MS, dImp, dExp);
+      return;
+    }
+    let t = from;
+    while (t < to) {
+      const start = Math.floor(t / QUARTER_MS) * QUARTER_MS;
+      const end = Math.min(to, start + QUARTER_MS);
+      const f = (end - t) / (to - from);
+      this.put(start, dImp * f, dExp * f);
+      t = end;
+    }
+  }
+
+  private put(start: number, importKwh: number, exportKwh: number): void {
+    const o = this.open;
+    if (o && o.start === start) {
+      o.importKwh += importKwh;
+      o.exportKwh += exportKwh;
+      return;
+    }
+    if (o && start < o.start) {
+      this.closed.import += importKwh * this.tariff.settledPrice("import", start);
+      this.closed.export += exportKwh * this.tariff.settledPrice("export", start);
+      return;
+    }
+    if (o) {
+      this.closed.import += o.importKwh * this.tariff.settledPrice("import", o.start);
+      this.closed.export += o.exportKwh * this.tariff.settledPrice("export", o.start);
+    }
+    this.open = { start, importKwh, exportKwh };
   }
 
   /** Energy since the last value of a register; a register that went down counts as 0 from there. */

@@ -55,7 +55,87 @@ export const PriceSchema = z.union([price, z.array(PeriodSchema).min(1)], {
   error: "expected a price per kWh (a number) or a list of periods ({from, to, days, price})",
 });
 
+const entityId = z
+  .string()
+  .regex(/^[a-z0-9_]+\.[a-z0-9_]+$/, "expected an entity id like sensor.nordpool_kwh_nl_eur_3_10_021");
+
+/**
+ * A price that changes by the hour or quarter hour (Nord Pool, ENTSO-E, Tibber, EPEX…), read from an MQTT topic or
+ * a Home Assistant entity. Each quarter hour is priced with what the source gave for it; when the source falls
+ * silent for longer than `stale_after_minutes`, `fallback` is used until it speaks again.
+ */
+export const DynamicPriceSchema = z
+  .strictObject({
+    mqtt: z
+      .strictObject({
+        topic: z
+          .string()
+          .min(1)
+          .max(256)
+          .regex(/^[^#+]+$/, "expected one topic, without the wildcards + and #")
+          .describe("Topic whose messages carry the price: a number, or JSON (see `path`)."),
+        path: z
+          .string()
+          .max(200)
+          .optional()
+          .describe(
+            'Where the price is in a JSON message, e.g. "price", "data.current.total" or "{{ value_json.price }}"; a list of {start, price} there is read as the prices of the coming hours.',
+          ),
+      })
+      .optional()
+      .describe("Read the price from this MQTT topic on the bridge's broker."),
+    entity: entityId
+      .optional()
+      .describe("Read the price from this Home Assistant entity's state (e.g. a Nord Pool or ENTSO-E sensor)."),
+    attribute: z
+      .string()
+      .max(100)
+      .optional()
+      .describe(
+        "The entity's attribute holding the day's price list (e.g. raw_today, prices_today, prices); without it the usual ones are looked for.",
+      ),
+    multiply: z
+      .number()
+      .min(-1000)
+      .max(1000)
+      .default(1)
+      .describe("Factor applied to the source's number, e.g. 0.001 for a price per MWh, or 1.21 to add 21 % VAT."),
+    add: z
+      .number()
+      .min(-100)
+      .max(100)
+      .default(0)
+      .describe("Added per kWh after multiplying: the supplier's margin, energy tax, grid fee."),
+    fallback: price.describe("Price per kWh used while the source has given none for the quarter hour."),
+    stale_after_minutes: z
+      .number()
+      .int()
+      .min(15)
+      .max(2880)
+      .default(90)
+      .describe("Minutes without a new price after which the last one is no longer trusted and `fallback` is used."),
+  })
+  .superRefine((d, ctx) => {
+    if ((d.mqtt === undefined) === (d.entity === undefined))
+      ctx.addIssue({ code: "custom", path: [], message: "expected one price source: `mqtt: {topic}` or `entity`" });
+    if (d.attribute !== undefined && d.entity === undefined)
+      ctx.addIssue({ code: "custom", path: ["attribute"], message: "an attribute is read from `entity` only" });
+  });
+
+/** The price of a dynamic tariff: a source, or a fixed price or periods (export is often fixed). */
+export const DynamicOrFixedSchema = z.union([DynamicPriceSchema, price, z.array(PeriodSchema).min(1)], {
+  error:
+    "expected a price per kWh (a number) or a list of periods ({from, to, days, price}); with type: dynamic, a price source ({mqtt: {topic}, fallback} or {entity, fallback})",
+});
+
 export const TariffSchema = z.strictObject({
+  /** `fixed` (a price or periods) or `dynamic` (a price from MQTT or Home Assistant, per quarter hour). */
+  type: z
+    .enum(["fixed", "dynamic"])
+    .default("fixed")
+    .describe(
+      "`fixed`: prices in this file (a number or periods). `dynamic`: `import` (and `export`) name a price source.",
+    ),
   /** Ids of the meters this tariff prices. */
   meters: z.array(z.string().min(1)).min(1),
   /** ISO 4217 code: the unit of the cost sensors, which Home Assistant's Energy dashboard compares with its own. */
@@ -65,9 +145,9 @@ export const TariffSchema = z.strictObject({
     .string()
     .refine((tz) => IANAZone.isValidZone(tz), "expected an IANA time zone like Europe/Amsterdam")
     .optional(),
-  import: PriceSchema,
+  import: DynamicOrFixedSchema,
   /** What delivering a kWh earns; without it, export is not priced. */
-  export: PriceSchema.optional(),
+  export: DynamicOrFixedSchema.optional(),
   /** A fixed charge per day (standing charge, grid fee), accrued evenly over the day's hours. */
   daily_charge: z.number().min(0).default(0),
   /**
@@ -90,6 +170,13 @@ export const TariffsSchema = z.record(
 
 export type TariffConfig = z.output<typeof TariffSchema>;
 export type PriceConfig = z.output<typeof PriceSchema>;
+export type DynamicPriceConfig = z.output<typeof DynamicPriceSchema>;
+export type AnyPriceConfig = z.output<typeof DynamicOrFixedSchema>;
+
+/** Whether a configured price is a dynamic source rather than a number or periods. */
+export function isDynamic(p: AnyPriceConfig | undefined): p is DynamicPriceConfig {
+  return typeof p === "object" && p !== null && !Array.isArray(p);
+}
 export type PeriodConfig = z.output<typeof PeriodSchema>;
 
 const minutes = (t: string): number => Number(t.slice(0, 2)) * 60 + Number(t.slice(3, 5));
@@ -133,6 +220,19 @@ export function checkTariffs(
     });
     for (const dir of ["import", "export"] as const) {
       const p = t[dir];
+      if (isDynamic(p) && t.type !== "dynamic")
+        ctx.addIssue({
+          code: "custom",
+          path: ["tariffs", name, dir],
+          message: "a price source needs `type: dynamic` on the tariff",
+        });
+      if (dir === "import" && t.type === "dynamic" && !isDynamic(p))
+        ctx.addIssue({
+          code: "custom",
+          path: ["tariffs", name, dir],
+          message:
+            "a dynamic tariff reads its import price from a source: `{mqtt: {topic}, fallback}` or `{entity, fallback}`",
+        });
       if (!Array.isArray(p)) continue;
       const gap = uncovered(p);
       if (gap)

@@ -1,6 +1,16 @@
 import type { IANAZone } from "luxon";
 import { localMidnight, zoneOf } from "../intervals/time.js";
-import { type PeriodConfig, type PriceConfig, periodMatches, type TariffConfig, WEEKDAYS } from "./schema.js";
+import type { PriceFeed } from "./dynamic.js";
+import {
+  type AnyPriceConfig,
+  isDynamic,
+  type PeriodConfig,
+  periodMatches,
+  type TariffConfig,
+  WEEKDAYS,
+} from "./schema.js";
+
+export type Direction = "import" | "export";
 
 export const QUARTER_MS = 900_000;
 const DAY_MS = 86_400_000;
@@ -28,6 +38,7 @@ export class Tariff {
   readonly currency: string;
   readonly dailyCharge: number;
   private readonly cache = { import: { q: Number.NaN, p: 0 }, export: { q: Number.NaN, p: 0 } };
+  private readonly feeds: Partial<Record<Direction, PriceFeed>> = {};
 
   constructor(
     readonly name: string,
@@ -43,8 +54,33 @@ export class Tariff {
     return this.config.export !== undefined;
   }
 
+  /** Whether a direction's price comes from a source (`type: dynamic`) rather than this file. */
+  isDynamic(direction: Direction): boolean {
+    return isDynamic(this.config[direction]);
+  }
+
+  /** Where the running bridge gets a dynamic direction's prices; without one its `fallback` applies. */
+  attach(direction: Direction, feed: PriceFeed): void {
+    this.feeds[direction] = feed;
+  }
+
+  feed(direction: Direction): PriceFeed | undefined {
+    return this.feeds[direction];
+  }
+
+  /**
+   * The price of a quarter hour that has ended, never to change again (a dynamic price may change while its
+   * quarter is under way); for a fixed price the same as price().
+   */
+  settledPrice(direction: Direction, ms: number): number {
+    const feed = this.feeds[direction];
+    return feed ? feed.settle(Math.floor(ms / QUARTER_MS) * QUARTER_MS).price : this.price(direction, ms);
+  }
+
   /** Price per kWh at `ms`; export is 0 when the tariff does not price it. */
-  price(direction: "import" | "export", ms: number): number {
+  price(direction: Direction, ms: number): number {
+    const feed = this.feeds[direction];
+    if (feed) return feed.price(ms).price;
     const q = Math.floor(ms / QUARTER_MS);
     const c = this.cache[direction];
     if (c.q === q) return c.p;
@@ -84,9 +120,11 @@ export class Tariff {
   }
 }
 
-function priceAt(p: PriceConfig | undefined, zone: IANAZone, ms: number): number {
+function priceAt(p: AnyPriceConfig | undefined, zone: IANAZone, ms: number): number {
   if (p === undefined) return 0;
   if (typeof p === "number") return p;
+  // A dynamic price with no source attached (tools, the archive's worker): the archive's prices or the fallback.
+  if (isDynamic(p)) return p.fallback;
   const wall = ms + zone.offset(ms) * 60_000;
   const weekday = BY_UTC_DAY[new Date(wall).getUTCDay()] as (typeof WEEKDAYS)[number];
   const minute = Math.floor((((wall % DAY_MS) + DAY_MS) % DAY_MS) / 60_000);

@@ -142,6 +142,8 @@ export class MqttOutput {
   private readonly kept = new Map<string, { payload: string; retain: boolean }>();
   /** Handlers of topics subscribed through subscribe(), which are subscribed again on each reconnect. */
   private readonly handlers = new Map<string, Set<MessageHandler>>();
+  /** Topics whose messages may be longer than MAX_INBOUND_BYTES (a day's prices), and how long. */
+  private readonly maxBytes = new Map<string, number>();
 
   private client?: MqttClient;
   private connectedOnce = false;
@@ -390,7 +392,8 @@ export class MqttOutput {
    * Calls `handler` with each message on `topic` (an exact topic, no wildcards), including the retained one the
    * broker replays; subscribed again after each reconnect. Returns the function that ends it.
    */
-  subscribe(topic: string, handler: MessageHandler): () => void {
+  subscribe(topic: string, handler: MessageHandler, opts: { maxBytes?: number } = {}): () => void {
+    if (opts.maxBytes !== undefined) this.maxBytes.set(topic, Math.max(this.maxBytes.get(topic) ?? 0, opts.maxBytes));
     let set = this.handlers.get(topic);
     if (!set) {
       set = new Set();
@@ -500,11 +503,12 @@ export class MqttOutput {
     if (this.stopping) return;
     const handlers = this.handlers.get(topic);
     if (handlers) {
-      if (bytes.length > MAX_INBOUND_BYTES) {
+      const max = this.maxBytes.get(topic) ?? MAX_INBOUND_BYTES;
+      if (bytes.length > max) {
         this.stats.oversized++;
         this.limiter.warn(
           `size:${topic}`,
-          `a message of ${bytes.length} bytes on ${topic} ignored: more than ${MAX_INBOUND_BYTES} bytes is no command`,
+          `a message of ${bytes.length} bytes on ${topic} ignored: more than ${max} bytes is not what this topic carries`,
         );
         return;
       }

@@ -18,6 +18,8 @@ export class HaError extends Error {
 
 export interface HaClientOptions {
   timeoutMs?: number;
+  /** Largest message taken from Home Assistant, bytes (statistics answers are big; an entity's state is not). */
+  maxPayload?: number;
 }
 
 interface Waiter {
@@ -39,6 +41,8 @@ export function describeHaUrl(url: string): string {
 export class HaClient {
   private nextId = 1;
   private readonly waiters = new Map<number, Waiter>();
+  private readonly subscriptions = new Map<number, (event: unknown) => void>();
+  private readonly closeListeners: ((err: HaError) => void)[] = [];
   private closedWith?: HaError;
 
   private constructor(
@@ -58,7 +62,7 @@ export class HaClient {
     return new Promise((resolve, reject) => {
       let socket: WebSocket;
       try {
-        socket = new WebSocket(url, { handshakeTimeout: timeoutMs, maxPayload: 256 * 1024 * 1024 });
+        socket = new WebSocket(url, { handshakeTimeout: timeoutMs, maxPayload: opts.maxPayload ?? 256 * 1024 * 1024 });
       } catch (err) {
         reject(new HaError(`cannot connect to Home Assistant at ${where}: ${(err as Error).message}`, "connect"));
         return;
@@ -118,6 +122,27 @@ export class HaClient {
     });
   }
 
+  /**
+   * Sends a subscribing command (subscribe_entities, subscribe_trigger…) and resolves once HA accepted it; each of
+   * its events then goes to `onEvent` until the connection ends.
+   */
+  async subscribe(message: Record<string, unknown>, onEvent: (event: unknown) => void): Promise<void> {
+    const id = this.nextId;
+    this.subscriptions.set(id, onEvent);
+    try {
+      await this.command(message);
+    } catch (err) {
+      this.subscriptions.delete(id);
+      throw err;
+    }
+  }
+
+  /** Called once when the connection ends, for whatever reason (HA restarting, the network, close()). */
+  onClose(listener: (err: HaError) => void): void {
+    if (this.closedWith) listener(this.closedWith);
+    else this.closeListeners.push(listener);
+  }
+
   close(): Promise<void> {
     this.fail(new HaError("closed", "closed"));
     if (this.socket.readyState === WebSocket.CLOSED) return Promise.resolve();
@@ -147,6 +172,11 @@ export class HaClient {
     } catch {
       return;
     }
+    if (m.type === "event" && typeof m.id === "number") {
+      const handler = this.subscriptions.get(m.id);
+      if (handler) handler((m as { event?: unknown }).event);
+      return;
+    }
     if (m.type !== "result" || typeof m.id !== "number") return;
     const w = this.waiters.get(m.id);
     if (!w) return;
@@ -157,7 +187,11 @@ export class HaClient {
   }
 
   private fail(err: HaError): void {
-    this.closedWith ??= err;
+    if (!this.closedWith) {
+      this.closedWith = err;
+      this.subscriptions.clear();
+      for (const l of this.closeListeners.splice(0)) l(err);
+    }
     for (const [id, w] of this.waiters) {
       this.waiters.delete(id);
       clearTimeout(w.timer);
