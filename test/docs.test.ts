@@ -1,0 +1,312 @@
+/**
+ * The documentation is what the code does:
+ * - docs/configuration.md and addon/DOCS.md are what `npm run docs` writes (scripts/docs/build.ts);
+ * - every configuration key has a description in the schema;
+ * - every meter2mqtt configuration shown as a ```yaml block parses with the real schema (blocks are marked by their
+ *   first line, see CONTRIBUTING.md);
+ * - every meter2mqtt command shown in a ```sh block is a real command with real options, and the cheap ones run;
+ * - the Grafana dashboard parses and asks only for measurements, fields and tags the influx output writes.
+ */
+import { execFile } from "node:child_process";
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { describe, expect, it } from "vitest";
+import { parse as parseYaml } from "yaml";
+import { addonToConfig, mergeYaml } from "../src/addon/index.js";
+import { parseConfig } from "../src/config/load.js";
+import { configKeys } from "../src/config/reference.js";
+import { QUANTITIES } from "../src/model/quantities.js";
+import { BACKFILL_USAGE, EXPORT_USAGE, IMPORT_USAGE, REPORT_USAGE } from "../src/usage.js";
+import { generated } from "../scripts/docs/build.js";
+
+const run = promisify(execFile);
+const ROOT = join(import.meta.dirname, "..");
+const read = (path: string): string => readFileSync(join(ROOT, path), "utf8");
+
+/**
+ * Keys of src/tariffs/schema.ts that have no description yet. The engineer who owns that file adds them with
+ * `.describe()` and empties this list; no other key may be missing one.
+ */
+const TARIFF_KEYS_WITHOUT_DESCRIPTION: readonly string[] = [
+  "tariffs.<name>.meters",
+  "tariffs.<name>.currency",
+  "tariffs.<name>.timezone",
+  "tariffs.<name>.import",
+  "tariffs.<name>.import[].from",
+  "tariffs.<name>.import[].to",
+  "tariffs.<name>.import[].days",
+  "tariffs.<name>.import[].price",
+  "tariffs.<name>.export",
+  "tariffs.<name>.export[].from",
+  "tariffs.<name>.export[].to",
+  "tariffs.<name>.export[].days",
+  "tariffs.<name>.export[].price",
+  "tariffs.<name>.daily_charge",
+  "tariffs.<name>.capacity",
+  "tariffs.<name>.capacity.price_per_kw_year",
+  "tariffs.<name>.capacity.minimum_kw",
+  "tariffs.<name>.capacity.average",
+];
+
+/** The user-facing pages: README, docs/ and what the app shows. */
+const PAGES = [
+  "README.md",
+  ...readdirSync(join(ROOT, "docs"))
+    .filter((f) => f.endsWith(".md"))
+    .sort()
+    .map((f) => `docs/${f}`),
+  "addon/DOCS.md",
+];
+
+interface Block {
+  page: string;
+  line: number;
+  lang: string;
+  text: string;
+}
+
+function blocks(page: string): Block[] {
+  const out: Block[] = [];
+  const lines = read(page).split("\n");
+  for (let i = 0; i < lines.length; i++) {
+    const open = /^```(\S*)\s*$/.exec(lines[i]!);
+    if (!open || open[1] === "") continue;
+    const start = i;
+    const body: string[] = [];
+    for (i++; i < lines.length && !/^```\s*$/.test(lines[i]!); i++) body.push(lines[i]!);
+    out.push({ page, line: start + 1, lang: open[1]!, text: body.join("\n") });
+  }
+  return out;
+}
+
+const ALL = PAGES.flatMap(blocks);
+const where = (b: Block): string => `${b.page}:${b.line}`;
+
+// ── Generated files ─────────────────────────────────────────────────────────────────────────────────────────────
+
+describe("generated documentation", () => {
+  for (const [path, text] of Object.entries(generated()))
+    it(`${path} is up to date`, () => {
+      expect(read(path) === text, `${path} differs from what the sources give: run npm run docs`).toBe(true);
+    });
+
+  it("has a description for every configuration key", () => {
+    const missing = configKeys()
+      .keys.filter((k) => !k.description)
+      .map((k) => k.path);
+    expect(
+      missing.filter((p) => !TARIFF_KEYS_WITHOUT_DESCRIPTION.includes(p)),
+      "keys without a description (.describe() in the schema)",
+    ).toEqual([]);
+  });
+
+  it("lists as known-missing only tariff keys that still miss a description", () => {
+    const missing = new Set(
+      configKeys()
+        .keys.filter((k) => !k.description)
+        .map((k) => k.path),
+    );
+    expect(TARIFF_KEYS_WITHOUT_DESCRIPTION.filter((p) => !p.startsWith("tariffs."))).toEqual([]);
+    expect(
+      TARIFF_KEYS_WITHOUT_DESCRIPTION.filter((p) => !missing.has(p)),
+      "described now: remove from TARIFF_KEYS_WITHOUT_DESCRIPTION",
+    ).toEqual([]);
+  });
+});
+
+// ── YAML examples ───────────────────────────────────────────────────────────────────────────────────────────────
+
+type Obj = Record<string, unknown>;
+const isObject = (v: unknown): v is Obj => typeof v === "object" && v !== null && !Array.isArray(v);
+
+/** A part of a configuration made whole: a meter for each id it names that it does not configure. */
+function completeFragment(part: Obj): Obj {
+  const cfg: Obj = { ...part };
+  const meters = Array.isArray(cfg.meters) ? [...(cfg.meters as Obj[])] : [];
+  const have = new Set(meters.map((m) => m.id));
+  const named = new Set<string>();
+  for (const l of [...((cfg.loads as Obj[]) ?? []), ...((cfg.peak_guard as Obj[]) ?? [])])
+    if (typeof l.meter === "string") named.add(l.meter);
+  for (const t of Object.values(isObject(cfg.tariffs) ? cfg.tariffs : {}))
+    for (const m of (isObject(t) && Array.isArray(t.meters) ? t.meters : []) as string[]) named.add(m);
+  for (const id of named) if (!have.has(id)) meters.push({ id, type: "dsmr", port: "/dev/ttyUSB0" });
+  if (meters.length === 0) meters.push({ id: "home", type: "dsmr", port: "/dev/ttyUSB0" });
+  cfg.meters = meters;
+  return cfg;
+}
+
+const APP_CTX = {
+  dataDir: "/data",
+  mqttService: { host: "core-mosquitto", port: 1883, ssl: false, protocol: "5", username: "u", password: "p" },
+  supervisorUrl: "http://supervisor",
+  supervisorToken: "0123abcd",
+};
+const APP_DEFAULTS = (parseYaml(read("addon/config.yaml")) as { options: Obj }).options;
+
+/** How each kind of ```yaml block is checked, by its first line. */
+const KINDS: { marker: RegExp; check: (yaml: unknown) => void }[] = [
+  { marker: /^# meter2mqtt\.yaml$/, check: (y) => parseConfig(y) },
+  { marker: /^# part of meter2mqtt\.yaml\b/, check: (y) => parseConfig(completeFragment(y as Obj)) },
+  {
+    marker: /^# the app's options\b/,
+    check: (y) => parseConfig(addonToConfig({ ...APP_DEFAULTS, ...(y as Obj) }, APP_CTX).config),
+  },
+  {
+    marker: /^# the app's meter2mqtt\.yaml\b/,
+    check: (y) => {
+      const made = addonToConfig(
+        { ...APP_DEFAULTS, meters: [{ id: "home", type: "dsmr", port: "/dev/ttyUSB0" }] },
+        APP_CTX,
+      );
+      parseConfig(mergeYaml(made.config, y, "meter2mqtt.yaml").config);
+    },
+  },
+  // Home Assistant's own configuration: YAML, nothing of meter2mqtt's to check.
+  { marker: /^# Home Assistant\b/, check: () => {} },
+];
+
+describe("yaml examples", () => {
+  const yamls = ALL.filter((b) => b.lang === "yaml");
+  it("are there, each marked as what it is", () => {
+    expect(yamls.length).toBeGreaterThan(10);
+    const unmarked = yamls.filter((b) => !KINDS.some((k) => k.marker.test(b.text.split("\n")[0]!))).map(where);
+    expect(unmarked, "first line: # meter2mqtt.yaml, # part of meter2mqtt.yaml, … (CONTRIBUTING.md)").toEqual([]);
+  });
+
+  for (const b of yamls)
+    it(`${where(b)} (${b.text.split("\n")[0]}) is taken as it stands`, () => {
+      const kind = KINDS.find((k) => k.marker.test(b.text.split("\n")[0]!));
+      if (!kind) return;
+      const parsed = parseYaml(b.text) as unknown;
+      kind.check(parsed);
+    });
+});
+
+// ── Commands ────────────────────────────────────────────────────────────────────────────────────────────────────
+
+/** Each command's options, from the usage text `meter2mqtt --help` prints. */
+function usage(): Map<string, Set<string>> {
+  const cli = read("src/cli.ts");
+  const text = /const USAGE = `([\s\S]*?)`;/
+    .exec(cli)![1]!
+    .replace("${IMPORT_USAGE}", IMPORT_USAGE)
+    .replace("${REPORT_USAGE}", REPORT_USAGE)
+    .replace("${EXPORT_USAGE}", EXPORT_USAGE)
+    .replace("${BACKFILL_USAGE}", BACKFILL_USAGE);
+  const out = new Map<string, Set<string>>();
+  let current: Set<string> | undefined;
+  for (const line of text.split("\n")) {
+    const cmd = /^\s{2}meter2mqtt (\S+)(.*)$/.exec(line);
+    if (cmd) {
+      const name = cmd[1]!.startsWith("--") ? "" : cmd[1]!;
+      current = out.get(name) ?? new Set<string>();
+      out.set(name, current);
+      for (const f of line.matchAll(/--[a-z][a-z-]*/g)) current.add(f[0]);
+      continue;
+    }
+    // Continuation lines of a command's options, before its description column.
+    if (current && /^\s{10,}\[/.test(line)) for (const f of line.matchAll(/--[a-z][a-z-]*/g)) current.add(f[0]);
+  }
+  for (const flags of out.values()) flags.add("--debug");
+  return out;
+}
+
+/** `meter2mqtt …` lines of ```sh blocks (with `$ `, `npx`, and `npm run demo --` as `meter2mqtt demo`). */
+function commands(): { at: string; argv: string[] }[] {
+  const out: { at: string; argv: string[] }[] = [];
+  for (const b of ALL.filter((x) => x.lang === "sh" || x.lang === "shell" || x.lang === "console")) {
+    const joined = b.text.replace(/\\\n\s*/g, " ");
+    for (const raw of joined.split("\n")) {
+      let line = raw.replace(/^\$ /, "").trim();
+      line = line.replace(/\s+#.*$/, "").replace(/\s*[|>].*$/, "");
+      line = line.replace(/^npm run demo -- /, "meter2mqtt demo ").replace(/^npm run demo$/, "meter2mqtt demo");
+      line = line.replace(/^npx /, "");
+      if (!/^meter2mqtt(\s|$)/.test(line)) continue;
+      out.push({ at: where(b), argv: line.split(/\s+/).slice(1) });
+    }
+  }
+  return out;
+}
+
+describe("commands shown", () => {
+  const known = usage();
+  const shown = commands();
+
+  it("are there", () => {
+    expect(shown.length).toBeGreaterThan(10);
+    expect([...known.keys()]).toEqual(expect.arrayContaining(["run", "decode", "import", "report", "export", "check"]));
+  });
+
+  it("are real commands with real options", () => {
+    const wrong: string[] = [];
+    for (const c of shown) {
+      const [cmd, ...rest] = c.argv;
+      const flags = known.get(cmd!.startsWith("--") ? "" : cmd!);
+      if (!flags) {
+        wrong.push(`${c.at}: meter2mqtt ${cmd}: no such command`);
+        continue;
+      }
+      if (cmd!.startsWith("--") && !flags.has(cmd!)) wrong.push(`${c.at}: meter2mqtt ${cmd}: no such option`);
+      for (const a of rest) {
+        const flag = /^(--[a-z][a-z-]*)/.exec(a)?.[1];
+        if (flag && !flags.has(flag)) wrong.push(`${c.at}: meter2mqtt ${cmd} ${flag}: no such option`);
+      }
+    }
+    expect(wrong).toEqual([]);
+  });
+
+  // `decode` of a file the package ships runs in a moment: run those as shown.
+  const runnable = shown.filter(
+    (c) => c.argv[0] === "decode" && c.argv.some((a) => a.startsWith("fixtures/")) && !c.argv.includes("…"),
+  );
+  for (const c of runnable)
+    it(`${c.at}: meter2mqtt ${c.argv.join(" ")} runs`, async () => {
+      const { stdout } = await run(process.execPath, ["--import", "tsx", "src/cli.ts", ...c.argv], { cwd: ROOT });
+      expect(stdout.split("\n").filter(Boolean).length).toBeGreaterThan(0);
+      JSON.parse(stdout.split("\n")[0]!);
+    });
+});
+
+// ── Grafana ─────────────────────────────────────────────────────────────────────────────────────────────────────
+
+/** Fields and tags of the line-protocol output (src/outputs/influx/line.ts), by measurement (default names). */
+const NUMBER_FIELDS = new Set([...QUANTITIES.values()].filter((q) => q.type === "number").map((q) => q.name));
+const WRITTEN: Record<string, { fields: Set<string>; tags: Set<string> }> = {
+  meter2mqtt: { fields: NUMBER_FIELDS, tags: new Set(["meter"]) },
+  meter2mqtt_interval: { fields: new Set(["energy_kwh", "estimated", "cost"]), tags: new Set(["meter", "direction"]) },
+};
+
+describe("the Grafana dashboard", () => {
+  const files = readdirSync(join(ROOT, "docs/grafana")).filter((f) => f.endsWith(".json"));
+
+  it("is there", () => expect(files.length).toBeGreaterThan(0));
+
+  for (const file of files)
+    it(`${file} parses and asks only for what the influx output writes`, () => {
+      const dash = JSON.parse(read(`docs/grafana/${file}`)) as { panels: Obj[]; templating?: { list: Obj[] } };
+      const queries: string[] = [];
+      for (const p of dash.panels)
+        for (const t of (p.targets as Obj[] | undefined) ?? []) if (typeof t.query === "string") queries.push(t.query);
+      for (const v of dash.templating?.list ?? []) if (typeof v.query === "string") queries.push(v.query);
+      expect(queries.length).toBeGreaterThan(3);
+      const wrong: string[] = [];
+      for (const q of queries) {
+        const from = /FROM "([^"]+)"/.exec(q)?.[1];
+        const m = from ? WRITTEN[from] : undefined;
+        if (!m) {
+          wrong.push(`${q}: measurement ${from ?? "(none)"} is not written`);
+          continue;
+        }
+        const select = /^SELECT (.*?) FROM/.exec(q)?.[1] ?? "";
+        for (const f of select.matchAll(/"([^"]+)"/g)) if (!m.fields.has(f[1]!)) wrong.push(`${q}: field ${f[1]}`);
+        const rest = q.slice(q.indexOf("FROM"));
+        for (const t of rest.matchAll(/"([a-z_]+)"\s*(?:=~|=|!=)/g)) if (!m.tags.has(t[1]!)) wrong.push(`${q}: tag ${t[1]}`);
+        for (const t of /GROUP BY (.*)$/.exec(rest)?.[1]?.matchAll(/"([^"]+)"/g) ?? [])
+          if (!m.tags.has(t[1]!)) wrong.push(`${q}: tag ${t[1]}`);
+        const key = /WITH KEY = "([^"]+)"/.exec(q)?.[1];
+        if (key && !m.tags.has(key)) wrong.push(`${q}: tag ${key}`);
+      }
+      expect(wrong).toEqual([]);
+    });
+});
