@@ -9,9 +9,11 @@
  * from the last reading meanwhile.
  */
 import type { Reading } from "../model/types.js";
+import type { CapacityConfig } from "../tariffs/capacity.js";
 import { type Clock, systemClock, type Timer } from "../util/clock.js";
 import { type Logger, rootLogger } from "../util/log.js";
 import { LoadGroup, type LoadSpec, type LoadStatus, type Mode } from "./control.js";
+import { PeakSavings } from "./savings.js";
 
 export interface AdvisedLoad extends LoadSpec {
   meter: string;
@@ -36,6 +38,8 @@ interface MeterLoads {
   /** Loads in their fail-safe state until the next reading. */
   readonly stale: Set<string>;
   timer?: Timer;
+  /** What the peak guard saved on the capacity tariff, for a meter with one and guarded loads. */
+  readonly savings?: PeakSavings;
 }
 
 export class LoadAdvisor {
@@ -52,18 +56,28 @@ export class LoadAdvisor {
     loads: readonly AdvisedLoad[],
     /** The peak guard's floor per meter id, W; meters not listed get `defaultPeakLimitW`. */
     peakLimits: Readonly<Record<string, number>> = {},
-    opts: { clock?: Clock; log?: Logger; defaultPeakLimitW?: number } = {},
+    opts: {
+      clock?: Clock;
+      log?: Logger;
+      defaultPeakLimitW?: number;
+      /** Belgium's capacity tariff per meter id, for the money the peak guard saved (savings.ts). */
+      capacity?: Readonly<Record<string, { config: CapacityConfig; zone: string }>>;
+    } = {},
   ) {
     this.clock = opts.clock ?? systemClock;
     this.log = opts.log ?? rootLogger.child("loads");
     const meterIds = [...new Set(loads.map((l) => l.meter))];
     for (const meter of meterIds) {
       const mine = loads.filter((l) => l.meter === meter);
+      const capacity = opts.capacity?.[meter];
       const entry: MeterLoads = {
         group: new LoadGroup(mine, peakLimits[meter] ?? opts.defaultPeakLimitW ?? 2500),
         loads: mine,
         receivedAt: this.clock.now(),
         stale: new Set(),
+        ...(capacity && mine.some((l) => l.peakGuard)
+          ? { savings: new PeakSavings(capacity.config, capacity.zone) }
+          : {}),
       };
       this.meters.set(meter, entry);
       for (const l of mine) this.byLoad.set(l.id, entry);
@@ -117,8 +131,24 @@ export class LoadAdvisor {
       ...(typeof projected === "number" ? { projectedW: projected } : {}),
       ...(typeof peak === "number" ? { monthPeakW: peak } : {}),
     });
+    m.savings?.sample({
+      time,
+      netW: net,
+      ...(typeof projected === "number" ? { projectedW: projected } : {}),
+      ...(typeof peak === "number" ? { monthPeakW: peak } : {}),
+      loads: m.loads.filter((l) => l.peakGuard).map((l) => ({ id: l.id, powerW: l.powerW, ...m.group.status(l.id) })),
+    });
     this.tell(m, time);
     if (this.running && !m.timer) this.arm(m);
+  }
+
+  /**
+   * What the peak guard saved this month on the meter's capacity tariff at `now` (its time), and since when; none
+   * for a meter without capacity or without guarded loads.
+   */
+  savedMonth(meterId: string, now: number): { saved: number; since: string } | undefined {
+    const s = this.meters.get(meterId)?.savings;
+    return s ? { saved: s.savedMonth(now), since: s.since(now) } : undefined;
   }
 
   setMode(id: string, mode: Mode): void {

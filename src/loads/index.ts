@@ -7,6 +7,8 @@ import type { Bus } from "../bus.js";
 import type { Config, LoadConfig } from "../config/schema.js";
 import type { Reading } from "../model/types.js";
 import type { MqttOutput } from "../outputs/mqtt/index.js";
+import type { CapacityConfig } from "../tariffs/capacity.js";
+import { meterTimezone, tariffsByMeter } from "../tariffs/index.js";
 import { type Clock, systemClock, type Timer } from "../util/clock.js";
 import { type Logger, LogLimiter, quote, rootLogger } from "../util/log.js";
 import { type AdvisedLoad, LoadAdvisor, type LoadSnapshot } from "./advisor.js";
@@ -16,6 +18,7 @@ import { loadDiscovery, loadModeTopic, loadStateMessage, loadStateTopic, parseLo
 export { type AdvisedLoad, LoadAdvisor, type LoadSnapshot } from "./advisor.js";
 export { LoadGroup, type LoadSpec, type LoadStatus, MODES, type Mode, REASONS, type Reason } from "./control.js";
 export * from "./discovery.js";
+export { PeakSavings, peakKwValue } from "./savings.js";
 
 const OWNER = "loads";
 /**
@@ -47,6 +50,20 @@ export function advisedLoad(l: LoadConfig): AdvisedLoad {
   };
 }
 
+/** Belgium's capacity tariff of each meter whose tariff has `capacity`, in the tariff's zone. */
+function capacityByMeter(
+  config: Partial<Pick<Config, "tariffs" | "meters">>,
+): Record<string, { config: CapacityConfig; zone: string }> {
+  if (!config.tariffs || !config.meters) return {};
+  const tariffs = tariffsByMeter({
+    tariffs: config.tariffs,
+    meters: config.meters.map((m) => ({ id: m.id, timezone: meterTimezone(m) })),
+  });
+  const out: Record<string, { config: CapacityConfig; zone: string }> = {};
+  for (const [id, t] of tariffs) if (t.config.capacity) out[id] = { config: t.config.capacity, zone: t.timezone };
+  return out;
+}
+
 export class LoadAdvisorService {
   readonly advisor: LoadAdvisor;
   private readonly loads: ReadonlyMap<string, LoadConfig>;
@@ -62,7 +79,8 @@ export class LoadAdvisorService {
   private gateTimer?: Timer;
 
   constructor(
-    private readonly config: Pick<Config, "loads" | "peak_guard" | "mqtt">,
+    private readonly config: Pick<Config, "loads" | "peak_guard" | "mqtt"> &
+      Partial<Pick<Config, "tariffs" | "meters">>,
     opts: { clock?: Clock; log?: Logger } = {},
   ) {
     this.log = opts.log ?? rootLogger.child("loads");
@@ -72,12 +90,20 @@ export class LoadAdvisorService {
     this.advisor = new LoadAdvisor(
       config.loads.map(advisedLoad),
       Object.fromEntries(config.peak_guard.map((g) => [g.meter, g.limit_w])),
-      { clock: opts.clock, log: this.log },
+      { clock: opts.clock, log: this.log, capacity: capacityByMeter(config) },
     );
     this.advisor.onChange((s) => this.publish(s));
   }
 
   start(bus: Bus): void {
+    // The peak guard's savings ride on the meter's readings (those with grid power: never the bridge's diagnostics).
+    bus.transform("reading", (r) => {
+      if (typeof r.values.power_net_w !== "number") return r;
+      const s = this.advisor.savedMonth(r.meterId, r.time);
+      return s
+        ? { ...r, values: { ...r.values, peak_guard_saved_month: s.saved, peak_guard_saved_since: s.since } }
+        : r;
+    });
     for (const id of this.loads.keys()) this.waiting.add(id);
     bus.subscribe(OWNER, "reading", (r) => {
       if (this.waiting.size === 0) this.advisor.onReading(r);

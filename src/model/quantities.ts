@@ -43,6 +43,8 @@ export interface QuantitySpec {
   readonly archive: boolean;
   /** Hidden in HA until the user enables it (rarely useful values). */
   readonly disabledByDefault?: boolean;
+  /** A `total` that starts over: the value (an ISO time) HA takes as its last_reset. */
+  readonly lastResetFrom?: string;
 }
 
 const specs: QuantitySpec[] = [];
@@ -751,6 +753,30 @@ for (const [name, label] of [
     archive: false,
   });
 }
+
+// What the load advisor's peak guard saved this month on the capacity tariff (src/loads/savings.ts), for meters whose
+// tariff has `capacity` and that have loads with peak_guard. A monthly total: HA's last_reset is the month's start.
+add({
+  name: "peak_guard_saved_month",
+  label: "Peak guard savings this month",
+  kind: "cost",
+  type: "number",
+  deviceClass: "monetary",
+  stateClass: "total",
+  icon: "mdi:shield-check-outline",
+  precision: 2,
+  archive: false,
+  lastResetFrom: "peak_guard_saved_since",
+});
+add({
+  name: "peak_guard_saved_since",
+  label: "Peak guard savings since",
+  kind: "timestamp",
+  type: "string",
+  deviceClass: "timestamp",
+  entityCategory: "diagnostic",
+  archive: false,
+});
 
 export const QUANTITIES: ReadonlyMap<string, QuantitySpec> = new Map(specs.map((s) => [s.name, s]));
 

@@ -180,6 +180,9 @@ export function sensorDiscovery(ctx: DiscoveryContext, spec: QuantitySpec): Disc
     ...(unit === undefined ? {} : { unit_of_measurement: unit }),
     ...(spec.deviceClass === undefined ? {} : { device_class: spec.deviceClass }),
     ...(spec.stateClass === undefined ? {} : { state_class: spec.stateClass }),
+    ...(spec.stateClass === "total" && spec.lastResetFrom
+      ? { last_reset_value_template: `{{ value_json.${spec.lastResetFrom} }}` }
+      : {}),
     // A replaced meter (src/derived/replacement.ts): HA's last_reset, empty (ignored by HA) until one happens.
     ...(spec.stateClass === "total" && RESET_REGISTERS.includes(spec.name)
       ? { last_reset_value_template: `{{ value_json.${REPLACED_AT} | default('') }}` }
