@@ -12,7 +12,7 @@
  *   rendered in order, so one may only use those before it.
  *
  * Files are parsed as YAML 1.1, as HA's PyYAML does: an unquoted `on` is a boolean there, not the state "on".
- * The plain automations must name only entities the bridge really publishes for README's load advisor example.
+ * The plain automations must name only entities the bridge really publishes for docs/load-switching.md's load advisor example.
  */
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -556,13 +556,11 @@ function named(text: string): string[] {
   return out;
 }
 
-/** The `## Load advisor` section's bridge configuration, the one the examples are written for. */
+/** The load advisor's bridge configuration (the first yaml block of docs/load-switching.md), the one the examples are written for. */
 function readmeConfig(): Obj {
-  const readme = readFileSync(join(ROOT, "README.md"), "utf8");
-  const section = readme.slice(readme.indexOf("\n## Load advisor"));
-  const block = /```yaml\n([\s\S]*?)```/.exec(section);
-  if (readme.indexOf("\n## Load advisor") < 0 || !block)
-    throw new Error('README.md has no "## Load advisor" section with a yaml block');
+  const page = readFileSync(join(ROOT, "docs/load-switching.md"), "utf8");
+  const block = /```yaml\n([\s\S]*?)```/.exec(page);
+  if (!block) throw new Error("docs/load-switching.md has no yaml block");
   return parseDocument(block[1]!).toJS() as Obj;
 }
 
@@ -625,7 +623,7 @@ describe("plain automations (automations-loads.yaml)", () => {
   let broker: Mosquitto;
   const published = new Map<string, SensorDiscovery & { options?: string[] }>();
 
-  /** Runs README's load advisor configuration on the bundled Belgian capture and keeps its discovery payloads. */
+  /** Runs docs/load-switching.md's load advisor configuration on the bundled Belgian capture and keeps its discovery payloads. */
   beforeAll(async () => {
     broker = await startMosquitto();
     const watcher = await collect(broker.url, ["homeassistant/#"]);
@@ -675,7 +673,7 @@ describe("plain automations (automations-loads.yaml)", () => {
     expect(new Set(automations.map((a) => a.id)).size).toBe(automations.length);
   });
 
-  it("name only entities the bridge publishes for README's load advisor configuration", () => {
+  it("name only entities the bridge publishes for docs/load-switching.md's load advisor configuration", () => {
     const ids = [...new Set(named(text))];
     expect(ids.length).toBeGreaterThan(5);
     expect(ids.filter((id) => !published.has(id) || published.get(id)?.enabled_by_default === false)).toEqual([]);
