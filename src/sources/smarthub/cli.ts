@@ -1,5 +1,6 @@
 import type { DecodeItem, DecodeOptions } from "../index.js";
-import { decodePoll, SMARTHUB_TIMEZONE, type SmarthubInterval } from "./decode.js";
+import { decodePollParts, SMARTHUB_TIMEZONE, type SmarthubInterval } from "./decode.js";
+import { readPoll } from "./read.js";
 
 const iso = (ms: number): string => new Date(ms).toISOString();
 
@@ -18,29 +19,23 @@ export function intervalJson(i: SmarthubInterval): Record<string, unknown> {
 
 /**
  * A saved SmartHub poll answer (the JSON of utility-usage/poll, as the browser's developer tools save it): one line
- * per interval, in the co-op's zone (--timezone, America/New_York by default); what cannot be used on stderr.
+ * per interval, in the co-op's zone (--timezone, America/New_York by default); what cannot be used on stderr. The
+ * file is read as it comes (src/sources/smarthub/read.ts): years of quarter hours fit in a small memory.
  */
 export async function* smarthubJsonDecoder(
   input: AsyncIterable<Buffer>,
   opts: DecodeOptions,
 ): AsyncIterable<DecodeItem> {
-  const chunks: Buffer[] = [];
-  for await (const c of input) chunks.push(c);
-  const text = Buffer.concat(chunks)
-    .toString("utf8")
-    .replace(/^\uFEFF/, "");
-  if (text.trim() === "") return;
-  let answer: unknown;
-  try {
-    answer = JSON.parse(text);
-  } catch (err) {
+  const read = await readPoll(input);
+  if (read.kind === "empty") return;
+  if (read.kind === "error") {
     yield {
       ok: false,
-      reason: `${opts.source}: not JSON${/^\s*</.test(text) ? " (an HTML page: save the poll's response, not the page)" : ""}: ${(err as Error).message}`,
+      reason: `${opts.source}: not JSON${read.html ? " (an HTML page: save the poll's response, not the page)" : ""}: ${read.message}`,
     };
     return;
   }
-  const decoded = decodePoll(answer, { meterId: "decode", timezone: opts.timezone ?? SMARTHUB_TIMEZONE });
-  for (const i of decoded.intervals) yield { ok: true, json: intervalJson(i) };
+  const decoded = decodePollParts(read.parts, { meterId: "decode", timezone: opts.timezone ?? SMARTHUB_TIMEZONE });
+  for (const i of decoded.intervals()) yield { ok: true, json: intervalJson(i) };
   for (const reason of decoded.rejected) yield { ok: false, reason: `${opts.source}: ${reason}` };
 }

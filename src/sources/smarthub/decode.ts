@@ -66,25 +66,94 @@ const isObject = (v: unknown): v is Obj => typeof v === "object" && v !== null &
 const text = (v: unknown): string | undefined =>
   typeof v === "string" ? v : typeof v === "number" ? String(v) : undefined;
 
+/** The points of one series, each as the JSON has it ({x, y, …} or anything else the portal wrote). */
+export interface PointList {
+  readonly length: number;
+  at(i: number): unknown;
+}
+
+/** One object of an entry's series list: what is read of it. */
+export interface PollSeries {
+  name: unknown;
+  meterNumber: unknown;
+  points: PointList;
+}
+
+/** xToOrderedInterval[x].interval: its start and end where they are numbers. */
+export interface Slot {
+  start?: number;
+  end?: number;
+}
+
+/** What is read of one object of data.ELECTRIC: the whole entry in memory, or the parts a file reader kept of it. */
+export interface PollEntry {
+  type: unknown;
+  timeFrame: unknown;
+  meters: unknown;
+  estimatedSeries: unknown;
+  /** The keys of meterToChartData ([] when it is not an object). */
+  chartKeys: readonly string[];
+  /** xToOrderedInterval's slot for an x, undefined when it has none. */
+  slot(x: string): Slot | undefined;
+  /** The series that are objects, in order. */
+  series: readonly PollSeries[];
+}
+
+/** What is read of an answer that is a JSON object. */
+export interface PollParts {
+  status: unknown;
+  /** The keys of data, in the order of Object.keys; [] when data is not an object. */
+  industries: readonly string[];
+  /** The objects of data.ELECTRIC; undefined when it is not a list. */
+  electric: readonly PollEntry[] | undefined;
+}
+
+const arrayPoints = (list: readonly unknown[]): PointList => ({ length: list.length, at: (i) => list[i] });
+const NO_POINTS: PointList = { length: 0, at: () => undefined };
+
+/** The slot of an xToOrderedInterval value. */
+export function slotOf(slot: unknown): Slot | undefined {
+  const interval = isObject(slot) && isObject(slot.interval) ? slot.interval : undefined;
+  if (!interval) return undefined;
+  return {
+    start: typeof interval.start === "number" ? interval.start : undefined,
+    end: typeof interval.end === "number" ? interval.end : undefined,
+  };
+}
+
+/** The parts of an answer held in memory, or undefined when it is not a JSON object. */
+export function pollParts(answer: unknown): PollParts | undefined {
+  if (!isObject(answer)) return undefined;
+  const data = isObject(answer.data) ? answer.data : undefined;
+  const electric = data && Array.isArray(data.ELECTRIC) ? data.ELECTRIC.filter(isObject) : undefined;
+  return {
+    status: answer.status,
+    industries: Object.keys(data ?? {}),
+    electric: electric?.map((e): PollEntry => {
+      const xmap = isObject(e.xToOrderedInterval) ? e.xToOrderedInterval : {};
+      return {
+        type: e.type,
+        timeFrame: e.timeFrame,
+        meters: e.meters,
+        estimatedSeries: e.estimatedSeries,
+        chartKeys: isObject(e.meterToChartData) ? Object.keys(e.meterToChartData) : [],
+        slot: (x) => slotOf(xmap[x]),
+        series: (Array.isArray(e.series) ? e.series : []).filter(isObject).map((s) => ({
+          name: s.name,
+          meterNumber: s.meterNumber,
+          points: Array.isArray(s.data) ? arrayPoints(s.data) : NO_POINTS,
+        })),
+      };
+    }),
+  };
+}
+
 interface MeterInfo {
   key: string;
   meterNumber: string;
   flow: Flow | undefined;
   /** The flowDirection as written, for the message when it is not one we know. */
   flowText: string | undefined;
-}
-
-/** One point read off a series, before it is placed in time. */
-interface Point {
-  series: string;
-  flow: Flow;
-  /** Wall clock as if UTC, ms. */
-  wall: number;
-  /** Wall clock end when the portal gives it (xToOrderedInterval). */
-  wallEnd?: number;
-  y: number | null;
-  estimated: boolean;
-  where: string;
 }
 
 /** A label "2026-03-26 14:00" (or with seconds, or ISO with T) read as a wall time. */
@@ -96,11 +165,9 @@ function parseLabel(label: string): number | undefined {
 }
 
 /** flowDirection of a seriesId from meterToChartData's keys (Java's toString of the meter), where meters[] is scrubbed. */
-function flowsFromChartKeys(entry: Obj): Map<string, string> {
+function flowsFromChartKeys(entry: PollEntry): Map<string, string> {
   const out = new Map<string, string>();
-  const chart = entry.meterToChartData;
-  if (!isObject(chart)) return out;
-  for (const key of Object.keys(chart)) {
+  for (const key of entry.chartKeys) {
     const flow = /flowDirection=([A-Z_]+)/.exec(key)?.[1];
     const series = /seriesId='([^']*)'/.exec(key)?.[1] ?? /meterNumber='([^']*)'/.exec(key)?.[1];
     if (flow && series) out.set(series, flow);
@@ -108,7 +175,7 @@ function flowsFromChartKeys(entry: Obj): Map<string, string> {
   return out;
 }
 
-function metersOf(entry: Obj): Map<string, MeterInfo> {
+function metersOf(entry: PollEntry): Map<string, MeterInfo> {
   const fromChart = flowsFromChartKeys(entry);
   const out = new Map<string, MeterInfo>();
   for (const m of Array.isArray(entry.meters) ? entry.meters : []) {
@@ -129,7 +196,7 @@ function metersOf(entry: Obj): Map<string, MeterInfo> {
 }
 
 /** The x values the portal marks as estimated for a series, whatever container it uses (map or list of series). */
-function estimatedOf(entry: Obj, key: string): Set<string> {
+function estimatedOf(entry: PollEntry, key: string): Set<string> {
   const out = new Set<string>();
   const est = entry.estimatedSeries;
   const take = (points: unknown): void => {
@@ -147,7 +214,7 @@ function estimatedOf(entry: Obj, key: string): Set<string> {
 }
 
 /** The most frequent value (the smaller one of a tie), or undefined for none. */
-function mode(values: number[]): number | undefined {
+function mode(values: Iterable<number>): number | undefined {
   const counts = new Map<number, number>();
   for (const v of values) counts.set(v, (counts.get(v) ?? 0) + 1);
   let best: number | undefined;
@@ -161,35 +228,72 @@ function mode(values: number[]): number | undefined {
  * The most common spacing of the distinct wall times, or undefined with fewer than two. Spacings of whole quarter
  * hours count first: a stray point off the grid would otherwise win a tie in a short answer.
  */
-function commonSpacing(walls: number[]): number | undefined {
-  const sorted = [...new Set(walls)].sort((a, b) => a - b);
-  const diffs = sorted.slice(1).map((w, i) => w - (sorted[i] as number));
-  const round = diffs.filter((d) => d % (15 * MINUTE_MS) === 0);
+function commonSpacing(walls: Float64Array): number | undefined {
+  const sorted = Float64Array.from(walls).sort();
+  const diffs: number[] = [];
+  const round: number[] = [];
+  for (let i = 1; i < sorted.length; i++) {
+    const d = (sorted[i] as number) - (sorted[i - 1] as number);
+    if (d === 0) continue;
+    diffs.push(d);
+    if (d % (15 * MINUTE_MS) === 0) round.push(d);
+  }
   return mode(round.length > 0 ? round : diffs);
 }
 
 const FRAME_LENGTH: Record<string, number> = { HOURLY: HOUR_MS, DAILY: DAY_MS };
 
-interface EntryPoints {
-  points: Point[];
-  length?: number;
+/**
+ * The points of one entry's series that are read, column by column (a long answer has hundreds of thousands): the
+ * series, wall clock as if UTC (ms), the wall clock end when the portal gives it (NaN if not), y (NaN for null),
+ * whether estimated, and the point's index in its series (for messages).
+ */
+class EntryPoints {
+  count = 0;
+  readonly names: string[] = [];
+  readonly flows: Flow[] = [];
+  readonly series: Uint32Array;
+  readonly wall: Float64Array;
+  readonly wallEnd: Float64Array;
+  readonly y: Float64Array;
+  readonly estimated: Uint8Array;
+  readonly index: Uint32Array;
+  length: number | undefined;
+
+  constructor(
+    readonly label: string,
+    capacity: number,
+  ) {
+    this.series = new Uint32Array(capacity);
+    this.wall = new Float64Array(capacity);
+    this.wallEnd = new Float64Array(capacity);
+    this.y = new Float64Array(capacity);
+    this.estimated = new Uint8Array(capacity);
+    this.index = new Uint32Array(capacity);
+  }
+
+  where(k: number): string {
+    return `${this.label} series "${this.names[this.series[k] as number]}" point ${this.index[k]}`;
+  }
 }
 
 /** The points of one entry's series that are read, with the length of a point. */
 function entryPoints(
-  entry: Obj,
+  entry: PollEntry,
   label: string,
   meters: Map<string, MeterInfo>,
   rejected: string[],
   notes: string[],
   now: number,
 ): EntryPoints {
-  const xmap = isObject(entry.xToOrderedInterval) ? entry.xToOrderedInterval : {};
-  const series = (Array.isArray(entry.series) ? entry.series : []).filter(isObject);
   const netPresent = [...meters.values()].some((m) => m.flow === "NET");
-  const points: Point[] = [];
+  // Room for every point of the entry; only those read are filled.
+  const out = new EntryPoints(
+    label,
+    entry.series.reduce((n, s) => n + s.points.length, 0),
+  );
   const lengths: number[] = [];
-  for (const s of series) {
+  for (const s of entry.series) {
     const key = text(s.name) ?? text(s.meterNumber) ?? "";
     const meter = meters.get(key) ?? meters.get(text(s.meterNumber) ?? "");
     // A portal that lists no meters (a plain mock, an older co-op) has FORWARD usage.
@@ -207,46 +311,53 @@ function entryPoints(
       notes.push(`${label} series "${name}" (FORWARD) not read: the NET meter gives what crossed the grid`);
       continue;
     }
+    const sn = out.names.length;
+    out.names.push(name);
+    out.flows.push(flow);
     const estimated = estimatedOf(entry, name);
-    const data = Array.isArray(s.data) ? s.data : [];
-    data.forEach((p, i) => {
-      const where = `${label} series "${name}" point ${i}`;
+    const data = s.points;
+    const pointAt = (i: number) => `${label} series "${name}" point ${i}`;
+    for (let i = 0; i < data.length; i++) {
+      const p = data.at(i);
       if (!isObject(p)) {
-        rejected.push(`${where}: not an object`);
-        return;
+        rejected.push(`${pointAt(i)}: not an object`);
+        continue;
       }
       const xText = text(p.x);
-      const slot = xText !== undefined ? xmap[xText] : undefined;
-      const interval = isObject(slot) && isObject(slot.interval) ? slot.interval : undefined;
-      const start = typeof interval?.start === "number" ? interval.start : undefined;
-      const end = typeof interval?.end === "number" ? interval.end : undefined;
+      const slot = xText !== undefined ? entry.slot(xText) : undefined;
+      const start = slot?.start;
+      const end = slot?.end;
       const wall = typeof p.x === "number" ? p.x : (start ?? (typeof p.x === "string" ? parseLabel(p.x) : undefined));
       if (wall === undefined || !Number.isFinite(wall)) {
-        rejected.push(`${where}: x ${JSON.stringify(p.x)} is not a time`);
-        return;
+        rejected.push(`${pointAt(i)}: x ${JSON.stringify(p.x)} is not a time`);
+        continue;
       }
       const badTime = checkTime(wall, now) ?? pointEnd(start, end, wall, now);
       if (badTime) {
-        rejected.push(`${where}: x ${badTime}`);
-        return;
+        rejected.push(`${pointAt(i)}: x ${badTime}`);
+        continue;
       }
       if (p.y !== null && (typeof p.y !== "number" || !Number.isFinite(p.y))) {
-        rejected.push(`${where}: y ${JSON.stringify(p.y)} is not a number`);
-        return;
+        rejected.push(`${pointAt(i)}: y ${JSON.stringify(p.y)} is not a number`);
+        continue;
       }
-      const point: Point = { series: name, flow, wall, y: p.y as number | null, estimated: false, where };
-      if (xText !== undefined && estimated.has(xText)) point.estimated = true;
+      const k = out.count++;
+      out.series[k] = sn;
+      out.wall[k] = wall;
+      out.y[k] = p.y === null ? Number.NaN : p.y;
+      out.index[k] = i;
+      out.estimated[k] = xText !== undefined && estimated.has(xText) ? 1 : 0;
+      out.wallEnd[k] = Number.NaN;
       if (end !== undefined && start !== undefined && end > start) {
-        point.wallEnd = wall + (end - start);
+        out.wallEnd[k] = wall + (end - start);
         lengths.push(end - start);
       }
-      points.push(point);
-    });
+    }
   }
-  const fromSpacing = commonSpacing(points.map((p) => p.wall));
+  const fromSpacing = commonSpacing(out.wall.subarray(0, out.count));
   const fromMap = mode(lengths);
-  const length = fromMap ?? fromSpacing ?? FRAME_LENGTH[text(entry.timeFrame) ?? ""];
-  return { points, length };
+  out.length = fromMap ?? fromSpacing ?? FRAME_LENGTH[text(entry.timeFrame) ?? ""];
+  return out;
 }
 
 /** Why the end the portal gives for a point is not a sane time, or undefined. */
@@ -263,12 +374,16 @@ interface WallZone {
   firstInstant(wall: number): number;
 }
 
+/** Wall times remembered at most; a year of quarter hours is 35,040. */
+const WALL_MEMO = 100_000;
+
 function wallZone(zone: IANAZone): WallZone {
   const memo = new Map<number, number[]>();
   const instants = (wall: number): number[] => {
     let at = memo.get(wall);
     if (!at) {
       at = wallToUtc(zone, wall);
+      if (memo.size >= WALL_MEMO) memo.clear();
       memo.set(wall, at);
     }
     return at;
@@ -287,22 +402,36 @@ interface Placed {
 }
 
 /**
- * The instants of one series' points, in order. `seen` counts the points at each (aligned) wall time of the series:
+ * The instants of point k of an entry, in order. `seen` counts the points at each (aligned) wall time of each series
+ * (by name):
  * the second one at a repeated wall time is the second pass of the clocks.
  */
-function place(zone: WallZone, p: Point, length: number, seen: Map<string, number>): Placed | string {
-  const wallLength = p.wallEnd !== undefined ? p.wallEnd - p.wall : length;
+function place(
+  zone: WallZone,
+  pts: EntryPoints,
+  k: number,
+  length: number,
+  seen: Map<string, Map<number, number>>,
+): Placed | string {
+  const wall = pts.wall[k] as number;
+  const wallEnd = pts.wallEnd[k] as number;
+  const sn = pts.series[k] as number;
+  const name = pts.names[sn] as string;
+  let mine = seen.get(name);
+  if (!mine) {
+    mine = new Map<number, number>();
+    seen.set(name, mine);
+  }
+  const wallLength = Number.isNaN(wallEnd) ? length : wallEnd - wall;
   if (wallLength >= DAY_MS) {
-    const key = `${p.series}|${p.wall}`;
-    if (seen.has(key)) return `a second point for ${new Date(p.wall).toISOString().slice(0, 10)}`;
-    seen.set(key, 1);
-    return { start: zone.firstInstant(p.wall), end: zone.firstInstant(p.wall + wallLength), folded: false };
+    if (mine.has(wall)) return `a second point for ${new Date(wall).toISOString().slice(0, 10)}`;
+    mine.set(wall, 1);
+    return { start: zone.firstInstant(wall), end: zone.firstInstant(wall + wallLength), folded: false };
   }
   // Off the grid of the series' length (a stray point the portal adds on the day a meter is connected): added to
   // the interval it falls in.
-  const aligned = DAY_MS % wallLength === 0 ? p.wall - (((p.wall % wallLength) + wallLength) % wallLength) : p.wall;
-  const key = `${p.series}|${aligned}`;
-  const offGrid = aligned !== p.wall;
+  const aligned = DAY_MS % wallLength === 0 ? wall - (((wall % wallLength) + wallLength) % wallLength) : wall;
+  const offGrid = aligned !== wall;
   const at = zone.instants(aligned);
   if (at.length === 0) {
     const start = zone.firstInstant(aligned);
@@ -312,21 +441,149 @@ function place(zone: WallZone, p: Point, length: number, seen: Map<string, numbe
     const start = at[0] as number;
     return { start, end: start + wallLength, folded: true };
   }
-  const n = seen.get(key) ?? 0;
-  seen.set(key, n + 1);
+  const n = mine.get(aligned) ?? 0;
+  mine.set(aligned, n + 1);
   const start = at[n];
-  if (start === undefined) return `a second point for ${new Date(p.wall).toISOString().slice(0, 16)} (wall clock)`;
+  if (start === undefined) return `a second point for ${new Date(wall).toISOString().slice(0, 16)} (wall clock)`;
   return { start, end: start + wallLength, folded: false };
 }
 
 const clean = (v: number): number => Math.round(v * 1e9) / 1e9;
 
+type Direction = "import" | "export";
+type Quality = "actual" | "estimated" | "missing";
+const QUALITIES: readonly Quality[] = ["actual", "estimated", "missing"];
+const ACTUAL = 0;
+const ESTIMATED = 1;
+const MISSING = 2;
+
+/**
+ * The intervals of an answer, column by column (energy and cost NaN where there is none), found by start and
+ * direction; the series of each interval as an index into the distinct lists of series.
+ */
+class IntervalTable {
+  count = 0;
+  start = new Float64Array(1024);
+  end = new Float64Array(1024);
+  energy = new Float64Array(1024);
+  cost = new Float64Array(1024);
+  /** 0 import, 1 export. */
+  direction = new Uint8Array(1024);
+  quality = new Uint8Array(1024);
+  seriesList = new Uint32Array(1024);
+  private readonly byStart = [new Map<number, number>(), new Map<number, number>()];
+  private readonly lists: string[][] = [];
+  private readonly listIds = new Map<string, number>();
+
+  find(start: number, direction: Direction): number | undefined {
+    return this.byStart[direction === "import" ? 0 : 1]?.get(start);
+  }
+
+  add(start: number, end: number, direction: Direction, energy: number, quality: number, series: string): number {
+    if (this.count === this.start.length) this.grow();
+    const i = this.count++;
+    this.start[i] = start;
+    this.end[i] = end;
+    this.energy[i] = energy;
+    this.cost[i] = Number.NaN;
+    this.direction[i] = direction === "import" ? 0 : 1;
+    this.quality[i] = quality;
+    this.seriesList[i] = this.listId([series]);
+    this.byStart[direction === "import" ? 0 : 1]?.set(start, i);
+    return i;
+  }
+
+  seriesOf(i: number): readonly string[] {
+    return this.lists[this.seriesList[i] as number] as string[];
+  }
+
+  addSeries(i: number, series: string): void {
+    const have = this.seriesOf(i);
+    if (!have.includes(series)) this.seriesList[i] = this.listId([...have, series]);
+  }
+
+  /** The intervals in order of start, import before export. */
+  *sorted(meterId: string): Generator<SmarthubInterval> {
+    const order = new Uint32Array(this.count);
+    for (let i = 0; i < order.length; i++) order[i] = i;
+    const { start, direction } = this;
+    order.sort(
+      (a, b) => (start[a] as number) - (start[b] as number) || (direction[a] as number) - (direction[b] as number),
+    );
+    for (const i of order) {
+      const energy = this.energy[i] as number;
+      const cost = this.cost[i] as number;
+      const interval: SmarthubInterval = {
+        meterId,
+        start: start[i] as number,
+        end: this.end[i] as number,
+        energyKwh: Number.isNaN(energy) ? null : energy,
+        direction: direction[i] === 0 ? "import" : "export",
+        quality: QUALITIES[this.quality[i] as number] as Quality,
+        series: [...this.seriesOf(i)],
+      };
+      if (!Number.isNaN(cost)) interval.cost = cost;
+      yield interval;
+    }
+  }
+
+  private listId(list: string[]): number {
+    const key = list.join("\u0000");
+    let id = this.listIds.get(key);
+    if (id === undefined) {
+      id = this.lists.push(list) - 1;
+      this.listIds.set(key, id);
+    }
+    return id;
+  }
+
+  private grow(): void {
+    const size = this.start.length * 2;
+    const more = <T extends Float64Array | Uint8Array | Uint32Array>(a: T): T => {
+      const b = new (a.constructor as new (n: number) => T)(size);
+      b.set(a);
+      return b;
+    };
+    this.start = more(this.start);
+    this.end = more(this.end);
+    this.energy = more(this.energy);
+    this.cost = more(this.cost);
+    this.direction = more(this.direction);
+    this.quality = more(this.quality);
+    this.seriesList = more(this.seriesList);
+  }
+}
+
+/** A decoded answer whose intervals are given one by one, in order, rather than as one list. */
+export interface DecodedPoll extends Omit<DecodeResult, "intervals"> {
+  intervalCount: number;
+  intervals(): Iterable<SmarthubInterval>;
+}
+
 /** Decodes one poll answer; see the module comment. Never throws on a bad answer: it says what it could not use. */
 export function decodePoll(answer: unknown, opts: DecodeOptions): DecodeResult {
+  const decoded = decodePollParts(pollParts(answer), opts);
+  return { ...decoded, intervals: [...decoded.intervals()] };
+}
+
+/**
+ * decodePoll of an answer's parts (pollParts of one in memory, or what a file reader kept of a long one); undefined
+ * when the answer is not a JSON object.
+ */
+export function decodePollParts(answer: PollParts | undefined, opts: DecodeOptions): DecodedPoll {
   const zone = wallZone(zoneOf(opts.timezone ?? SMARTHUB_TIMEZONE));
   const now = opts.now ?? Date.now();
-  const out: DecodeResult = { status: "", intervals: [], rejected: [], notes: [], meters: [], hasCost: false };
-  if (!isObject(answer)) {
+  const table = new IntervalTable();
+  const out: DecodedPoll = {
+    status: "",
+    rejected: [],
+    notes: [],
+    meters: [],
+    hasCost: false,
+    intervalCount: 0,
+    intervals: () => table.sorted(opts.meterId),
+  };
+  if (!answer) {
     out.rejected.push("the answer is not a JSON object");
     return out;
   }
@@ -335,13 +592,12 @@ export function decodePoll(answer: unknown, opts: DecodeOptions): DecodeResult {
     out.rejected.push(`the poll answered ${out.status}, not COMPLETE: it holds no usage yet`);
     return out;
   }
-  const data = isObject(answer.data) ? answer.data : undefined;
-  const electric = data && Array.isArray(data.ELECTRIC) ? data.ELECTRIC.filter(isObject) : undefined;
+  const electric = answer.electric;
   if (!electric) {
     out.rejected.push("the answer has no data.ELECTRIC list");
     return out;
   }
-  for (const industry of Object.keys(data ?? {}))
+  for (const industry of answer.industries)
     if (industry !== "ELECTRIC") out.notes.push(`data.${industry} not read (electric only)`);
 
   const usage = electric.filter((e) => e.type === "USAGE");
@@ -351,8 +607,6 @@ export function decodePoll(answer: unknown, opts: DecodeOptions): DecodeResult {
       out.notes.push(`entry of type ${String(e.type)} not read`);
   out.hasCost = cost.length > 0;
 
-  const byKey = new Map<string, SmarthubInterval>();
-  const keyOf = (start: number, direction: string) => `${start}|${direction}`;
   const meters = new Map<string, MeterInfo>();
   let length: number | undefined;
 
@@ -361,67 +615,70 @@ export function decodePoll(answer: unknown, opts: DecodeOptions): DecodeResult {
     const entryMeters = metersOf(entry);
     for (const [k, m] of entryMeters) meters.set(k, m);
     const read = entryPoints(entry, label, entryMeters, out.rejected, out.notes, now);
-    if (read.points.length === 0) return;
+    if (read.count === 0) return;
     if (read.length === undefined) {
       out.rejected.push(`${label}: one point and no timeFrame, so the length of an interval is unknown`);
       return;
     }
     length ??= read.length;
-    const seen = new Map<string, number>();
-    for (const p of read.points) {
-      const placed = place(zone, p, read.length, seen);
+    const seen = new Map<string, Map<number, number>>();
+    for (let k = 0; k < read.count; k++) {
+      const placed = place(zone, read, k, read.length, seen);
       if (typeof placed === "string") {
-        out.rejected.push(`${p.where}: ${placed}`);
+        out.rejected.push(`${read.where(k)}: ${placed}`);
         continue;
       }
-      if (placed.folded && (p.y === null || p.y === 0)) continue;
+      const yk = read.y[k] as number;
+      const y = Number.isNaN(yk) ? null : yk;
+      if (placed.folded && (y === null || y === 0)) continue;
       const badKwh =
-        p.y === null
-          ? undefined
-          : checkValue("interval_energy_kwh_per_hour", p.y, (placed.end - placed.start) / HOUR_MS);
+        y === null ? undefined : checkValue("interval_energy_kwh_per_hour", y, (placed.end - placed.start) / HOUR_MS);
       if (badKwh) {
-        out.rejected.push(`${p.where}: y ${badKwh}`);
+        out.rejected.push(`${read.where(k)}: y ${badKwh}`);
         continue;
       }
-      if (p.flow === "FORWARD" && p.y !== null && p.y < 0) {
-        out.rejected.push(`${p.where}: negative usage ${p.y} on a FORWARD meter`);
+      const sn = read.series[k] as number;
+      const flow = read.flows[sn] as Flow;
+      const series = read.names[sn] as string;
+      const estimated = read.estimated[k] === 1;
+      if (flow === "FORWARD" && y !== null && y < 0) {
+        out.rejected.push(`${read.where(k)}: negative usage ${y} on a FORWARD meter`);
         continue;
       }
-      const parts: { direction: "import" | "export"; kwh: number | null }[] =
-        p.flow === "NET"
+      const parts: { direction: Direction; kwh: number | null }[] =
+        flow === "NET"
           ? // Both directions at every point, so a revision that turns import into export clears the other side.
             [
-              { direction: "import", kwh: p.y === null ? null : Math.max(p.y, 0) },
-              { direction: "export", kwh: p.y === null ? null : Math.max(-p.y, 0) },
+              { direction: "import", kwh: y === null ? null : Math.max(y, 0) },
+              { direction: "export", kwh: y === null ? null : Math.max(-y, 0) },
             ]
-          : p.flow === "RETURN"
+          : flow === "RETURN"
             ? // Co-ops write delivered energy as positive or as negative numbers; either way it is export.
-              [{ direction: "export", kwh: p.y === null ? null : Math.abs(p.y) }]
-            : [{ direction: "import", kwh: p.y }];
+              [{ direction: "export", kwh: y === null ? null : Math.abs(y) }]
+            : [{ direction: "import", kwh: y }];
       for (const part of parts) {
-        const k = keyOf(placed.start, part.direction);
-        const have = byKey.get(k);
-        if (!have) {
-          byKey.set(k, {
-            meterId: opts.meterId,
-            start: placed.start,
-            end: placed.end,
-            energyKwh: part.kwh,
-            direction: part.direction,
-            quality: part.kwh === null ? "missing" : p.estimated ? "estimated" : "actual",
-            series: [p.series],
-          });
+        const have = table.find(placed.start, part.direction);
+        if (have === undefined) {
+          table.add(
+            placed.start,
+            placed.end,
+            part.direction,
+            part.kwh ?? Number.NaN,
+            part.kwh === null ? MISSING : estimated ? ESTIMATED : ACTUAL,
+            series,
+          );
           continue;
         }
-        if (have.end !== placed.end) {
-          out.rejected.push(`${p.where}: overlaps an interval of another length at the same time`);
+        if (table.end[have] !== placed.end) {
+          out.rejected.push(`${read.where(k)}: overlaps an interval of another length at the same time`);
           continue;
         }
         // Several meters of one direction at the location (or a folded point): one interval, their sum.
-        if (part.kwh !== null) have.energyKwh = clean((have.energyKwh ?? 0) + part.kwh);
-        if (have.quality === "missing" && part.kwh !== null) have.quality = "actual";
-        if (p.estimated && have.quality === "actual") have.quality = "estimated";
-        if (!have.series.includes(p.series)) have.series.push(p.series);
+        const energy = table.energy[have] as number;
+        if (part.kwh !== null) table.energy[have] = clean((Number.isNaN(energy) ? 0 : energy) + part.kwh);
+        if (table.quality[have] === MISSING && part.kwh !== null) table.quality[have] = ACTUAL;
+        if (estimated && table.quality[have] === ACTUAL) table.quality[have] = ESTIMATED;
+        table.addSeries(have, series);
       }
     }
   });
@@ -433,59 +690,63 @@ export function decodePoll(answer: unknown, opts: DecodeOptions): DecodeResult {
     const known = own.size > 0 ? own : meters;
     const read = entryPoints(entry, label, known, out.rejected, out.notes, now);
     const pointLength = read.length ?? length;
-    if (read.points.length === 0) return;
+    if (read.count === 0) return;
     if (pointLength === undefined) {
       out.rejected.push(`${label}: the length of an interval is unknown`);
       return;
     }
-    const seen = new Map<string, number>();
-    for (const p of read.points) {
-      const placed = place(zone, p, pointLength, seen);
+    const seen = new Map<string, Map<number, number>>();
+    for (let k = 0; k < read.count; k++) {
+      const placed = place(zone, read, k, pointLength, seen);
       if (typeof placed === "string") {
-        out.rejected.push(`${p.where}: ${placed}`);
+        out.rejected.push(`${read.where(k)}: ${placed}`);
         continue;
       }
-      if (p.y === null || (placed.folded && p.y === 0)) continue;
-      const badCost = checkValue("interval_cost_per_hour", p.y, (placed.end - placed.start) / HOUR_MS);
+      const y = read.y[k] as number;
+      if (Number.isNaN(y) || (placed.folded && y === 0)) continue;
+      const badCost = checkValue("interval_cost_per_hour", y, (placed.end - placed.start) / HOUR_MS);
       if (badCost) {
-        out.rejected.push(`${p.where}: y ${badCost}`);
+        out.rejected.push(`${read.where(k)}: y ${badCost}`);
         continue;
       }
-      const imp = byKey.get(keyOf(placed.start, "import"));
-      const exp = byKey.get(keyOf(placed.start, "export"));
+      const sn = read.series[k] as number;
+      const flow = read.flows[sn] as Flow;
+      const imp = table.find(placed.start, "import");
+      const exp = table.find(placed.start, "export");
+      const energyOf = (i: number | undefined): number => {
+        const e = i === undefined ? Number.NaN : (table.energy[i] as number);
+        return Number.isNaN(e) ? 0 : e;
+      };
       // The cost goes with the energy it is for: a NET point that exported carries its credit on the export side.
       const target =
-        p.flow === "RETURN"
+        flow === "RETURN"
           ? exp
-          : p.flow === "NET" && exp && (exp.energyKwh ?? 0) > 0 && !((imp?.energyKwh ?? 0) > 0)
+          : flow === "NET" && exp !== undefined && energyOf(exp) > 0 && !(energyOf(imp) > 0)
             ? exp
             : imp;
-      if (target) {
-        if (target.end !== placed.end) {
-          out.rejected.push(`${p.where}: cost of an interval of another length`);
+      if (target !== undefined) {
+        if (table.end[target] !== placed.end) {
+          out.rejected.push(`${read.where(k)}: cost of an interval of another length`);
           continue;
         }
-        target.cost = clean((target.cost ?? 0) + p.y);
+        const have = table.cost[target] as number;
+        table.cost[target] = clean((Number.isNaN(have) ? 0 : have) + y);
         continue;
       }
       // Cost without usage: kept, on an interval without a reading, so the money is not lost.
-      const direction = p.flow === "RETURN" ? "export" : "import";
-      byKey.set(keyOf(placed.start, direction), {
-        meterId: opts.meterId,
-        start: placed.start,
-        end: placed.end,
-        energyKwh: null,
-        direction,
-        quality: "missing",
-        cost: p.y,
-        series: [p.series],
-      });
+      const i = table.add(
+        placed.start,
+        placed.end,
+        flow === "RETURN" ? "export" : "import",
+        Number.NaN,
+        MISSING,
+        read.names[sn] as string,
+      );
+      table.cost[i] = y;
     }
   });
 
-  out.intervals = [...byKey.values()].sort(
-    (a, b) => a.start - b.start || (a.direction === b.direction ? 0 : a.direction === "import" ? -1 : 1),
-  );
+  out.intervalCount = table.count;
   out.meters = [...new Set([...meters.values()].map((m) => m.meterNumber))];
   if (length !== undefined) out.notes.unshift(`${length / MINUTE_MS}-minute points`);
   if (usage.length === 0) out.notes.push("no USAGE entry");
