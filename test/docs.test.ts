@@ -13,12 +13,13 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
 import { parse as parseYaml } from "yaml";
+import { generated } from "../scripts/docs/build.js";
 import { addonToConfig, mergeYaml } from "../src/addon/index.js";
 import { parseConfig } from "../src/config/load.js";
 import { configKeys } from "../src/config/reference.js";
 import { QUANTITIES } from "../src/model/quantities.js";
 import { BACKFILL_USAGE, EXPORT_USAGE, IMPORT_USAGE, REPORT_USAGE } from "../src/usage.js";
-import { generated } from "../scripts/docs/build.js";
+import { VERSION } from "../src/version.js";
 
 const run = promisify(execFile);
 const ROOT = join(import.meta.dirname, "..");
@@ -142,6 +143,7 @@ const APP_CTX = {
   supervisorUrl: "http://supervisor",
   supervisorToken: "0123abcd",
 };
+const APP_METER = { id: "home", type: "dsmr", port: "/dev/ttyUSB0" };
 const APP_DEFAULTS = (parseYaml(read("addon/config.yaml")) as { options: Obj }).options;
 
 /** How each kind of ```yaml block is checked, by its first line. */
@@ -150,15 +152,12 @@ const KINDS: { marker: RegExp; check: (yaml: unknown) => void }[] = [
   { marker: /^# part of meter2mqtt\.yaml\b/, check: (y) => parseConfig(completeFragment(y as Obj)) },
   {
     marker: /^# the app's options\b/,
-    check: (y) => parseConfig(addonToConfig({ ...APP_DEFAULTS, ...(y as Obj) }, APP_CTX).config),
+    check: (y) => parseConfig(addonToConfig({ ...APP_DEFAULTS, meters: [APP_METER], ...(y as Obj) }, APP_CTX).config),
   },
   {
     marker: /^# the app's meter2mqtt\.yaml\b/,
     check: (y) => {
-      const made = addonToConfig(
-        { ...APP_DEFAULTS, meters: [{ id: "home", type: "dsmr", port: "/dev/ttyUSB0" }] },
-        APP_CTX,
-      );
+      const made = addonToConfig({ ...APP_DEFAULTS, meters: [APP_METER] }, APP_CTX);
       parseConfig(mergeYaml(made.config, y, "meter2mqtt.yaml").config);
     },
   },
@@ -188,12 +187,14 @@ describe("yaml examples", () => {
 /** Each command's options, from the usage text `meter2mqtt --help` prints. */
 function usage(): Map<string, Set<string>> {
   const cli = read("src/cli.ts");
-  const text = /const USAGE = `([\s\S]*?)`;/
-    .exec(cli)![1]!
-    .replace("${IMPORT_USAGE}", IMPORT_USAGE)
-    .replace("${REPORT_USAGE}", REPORT_USAGE)
-    .replace("${EXPORT_USAGE}", EXPORT_USAGE)
-    .replace("${BACKFILL_USAGE}", BACKFILL_USAGE);
+  const text = /const USAGE = `([\s\S]*?)`;/.exec(cli)![1]!.replace(/\$\{(\w+)\}/g, (_m, name: string) => {
+    const part = ({ IMPORT_USAGE, REPORT_USAGE, EXPORT_USAGE, BACKFILL_USAGE, VERSION } as Record<string, string>)[
+      name
+    ];
+    if (part === undefined)
+      throw new Error(`src/cli.ts: the usage text uses \${${name}}, which this test does not know`);
+    return part;
+  });
   const out = new Map<string, Set<string>>();
   let current: Set<string> | undefined;
   for (const line of text.split("\n")) {
@@ -301,7 +302,8 @@ describe("the Grafana dashboard", () => {
         const select = /^SELECT (.*?) FROM/.exec(q)?.[1] ?? "";
         for (const f of select.matchAll(/"([^"]+)"/g)) if (!m.fields.has(f[1]!)) wrong.push(`${q}: field ${f[1]}`);
         const rest = q.slice(q.indexOf("FROM"));
-        for (const t of rest.matchAll(/"([a-z_]+)"\s*(?:=~|=|!=)/g)) if (!m.tags.has(t[1]!)) wrong.push(`${q}: tag ${t[1]}`);
+        for (const t of rest.matchAll(/"([a-z_]+)"\s*(?:=~|=|!=)/g))
+          if (!m.tags.has(t[1]!)) wrong.push(`${q}: tag ${t[1]}`);
         for (const t of /GROUP BY (.*)$/.exec(rest)?.[1]?.matchAll(/"([^"]+)"/g) ?? [])
           if (!m.tags.has(t[1]!)) wrong.push(`${q}: tag ${t[1]}`);
         const key = /WITH KEY = "([^"]+)"/.exec(q)?.[1];

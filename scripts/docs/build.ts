@@ -36,7 +36,10 @@ export function section(page: string, id: string): string {
   return text
     .slice(a + begin.length, b)
     .trim()
-    .replace(/\]\((?!https?:|#|mailto:)([^)\s]+)\)/g, (_m, target: string) => `](${REPO_URL}${posix.join(posix.dirname(page), target)})`);
+    .replace(
+      /\]\((?!https?:|#|mailto:)([^)\s]+)\)/g,
+      (_m, target: string) => `](${REPO_URL}${posix.join(posix.dirname(page), target)})`,
+    );
 }
 
 /** A table of the app's options of one group, from the translations the Configuration tab shows. */
