@@ -34,7 +34,7 @@ export class DemandIntegrator {
 }
 
 /**
- * Hourly kWh from the estimated counters in the archive, for meters without summation (README quotes it).
+ * Hourly kWh from the estimated counters in the archive, for meters without summation (docs/raven.md quotes it).
  * Each reading's step is its counter minus the previous reading's; a counter lower than the one before is the
  * bridge restarting from 0, so its own value is the step. Hours are bucketed as energy_hourly does.
  */
