@@ -979,7 +979,7 @@ describe("the add-on's options map onto the app's config schema", () => {
     });
     expect(cfg.peak_guard).toEqual([{ meter: "home", limit_w: 3000 }]);
     expect(cfg.tariffs).toEqual({
-      home: { meters: ["home", "garage"], currency: "EUR", import: 0.3, export: 0.05, daily_charge: 0 },
+      home: { type: "fixed", meters: ["home", "garage"], currency: "EUR", import: 0.3, export: 0.05, daily_charge: 0 },
     });
     expect(cfg.influx).toMatchObject({ url: "http://127.0.0.1:8086", version: 1, database: "energy" });
     expect(made.decisions).toEqual(

@@ -124,6 +124,16 @@ export const YAML_ONLY: Readonly<Record<string, readonly string[]>> = {
   // Time-of-use periods: a list of objects inside a tariff.
   "tariffs.*.import[]": ["from", "to", "days", "price"],
   "tariffs.*.export[]": ["from", "to", "days", "price"],
+  // Dynamic prices: a source (an MQTT topic or a Home Assistant entity) with its settings, per direction.
+  "tariffs.*.type": ["type"],
+  ...Object.fromEntries(
+    ["import", "export"].flatMap((dir) =>
+      ["mqtt", "entity", "attribute", "multiply", "add", "fallback", "stale_after_minutes"].map((k) => [
+        `tariffs.*.${dir}.${k}`,
+        [k],
+      ]),
+    ),
+  ),
 };
 
 /** The file in the add-on's own config folder (the `addon_config` map, /config inside) merged over the options. */

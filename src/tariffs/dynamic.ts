@@ -39,14 +39,20 @@ export interface PriceSlot {
 
 const round9 = (x: number): number => Math.round(x * 1e9) / 1e9;
 
+/** Messages kept to judge quarters not yet settled: a day of messages every few seconds is far fewer. */
+const MAX_HISTORY = 20_000;
+
 export class PriceFeed {
   readonly origin: Exclude<PriceOrigin, "fallback">;
-  private current?: { price: number; at: number };
+  /** What the source said and when, oldest first: single prices, and (price undefined) lists and repeats. */
+  private readonly history: { at: number; price?: number }[] = [];
   private readonly listed = new Map<number, number>();
   private readonly settledQuarters = new Map<number, SettledPrice>();
-  private heardAt = Number.NEGATIVE_INFINITY;
-  /** The source vouches for its value as long as it is connected (a Home Assistant entity's state is "now"). */
-  private held = false;
+  /**
+   * Until when the source vouched for its value by being connected (a Home Assistant entity's state is "now"):
+   * +Infinity while it is, the moment it went away after.
+   */
+  private heldUntil = Number.NEGATIVE_INFINITY;
   private readonly listeners: ((p: SettledPrice) => void)[] = [];
 
   constructor(
@@ -63,8 +69,7 @@ export class PriceFeed {
 
   /** A single price, valid from now on (the quarter hour under way included, unless already settled). */
   offer(value: number, at = this.now()): void {
-    this.current = { price: this.convert(value), at };
-    this.heard(at);
+    this.remember({ at, price: this.convert(value) });
   }
 
   /** Prices of slots (whole quarter hours); returns how many quarter hours they priced. */
@@ -85,25 +90,27 @@ export class PriceFeed {
 
   /** A message came from the source, even one that repeats the price. */
   heard(at = this.now()): void {
-    this.heardAt = Math.max(this.heardAt, at);
+    this.remember({ at });
   }
 
   /** Connected and vouching for its last value (true), or gone since `at` (false). */
   hold(on: boolean, at = this.now()): void {
-    if (this.held && !on) this.heard(at);
-    this.held = on;
+    if (on) this.heldUntil = Number.POSITIVE_INFINITY;
+    else if (this.heldUntil === Number.POSITIVE_INFINITY) this.heldUntil = at;
   }
 
   /** Whether the single price is too old to use at `at`. */
   stale(at = this.now()): boolean {
-    if (!this.current) return true;
-    if (this.held) return false;
-    return at - this.heardAt > this.config.stale_after_minutes * 60_000;
+    return this.judgeSingle(Number.POSITIVE_INFINITY, at) === undefined;
   }
 
   /** When the source last gave a price (UTC ms), or undefined. */
   get lastPriceAt(): number | undefined {
-    return this.current?.at;
+    for (let i = this.history.length - 1; i >= 0; i--) {
+      const h = this.history[i] as { at: number; price?: number };
+      if (h.price !== undefined) return h.at;
+    }
+    return undefined;
   }
 
   /** The price of the quarter hour `ms` is in, as things stand now; settles the quarter if it has ended. */
@@ -130,11 +137,53 @@ export class PriceFeed {
     this.listeners.push(listener);
   }
 
+  private remember(entry: { at: number; price?: number }): void {
+    const h = this.history;
+    h.push(entry);
+    // Older messages matter only for quarters not yet settled: the last 3 days, and the newest price whatever its age.
+    if (h.length > MAX_HISTORY || (h[0] as { at: number }).at < entry.at - KEEP_SETTLED_MS) {
+      const keepFrom = entry.at - KEEP_SETTLED_MS;
+      let lastPrice = -1;
+      for (let i = h.length - 1; i >= 0; i--)
+        if ((h[i] as { price?: number }).price !== undefined) {
+          lastPrice = i;
+          break;
+        }
+      let cut = 0;
+      while (cut < h.length - 1 && ((h[cut] as { at: number }).at < keepFrom || h.length - cut > MAX_HISTORY)) cut++;
+      if (lastPrice >= 0 && lastPrice < cut) {
+        const kept = h[lastPrice] as { at: number; price?: number };
+        h.splice(0, cut, kept);
+      } else h.splice(0, cut);
+    }
+  }
+
+  /**
+   * The newest single price sent before `before`, if the source had spoken within the stale limit of `at` (counting
+   * only what it said before `before`); undefined when there is none or it is stale.
+   */
+  private judgeSingle(before: number, at: number): number | undefined {
+    let price: number | undefined;
+    let heard: number | undefined;
+    for (let i = this.history.length - 1; i >= 0; i--) {
+      const h = this.history[i] as { at: number; price?: number };
+      if (h.at >= before) continue;
+      heard ??= h.at;
+      if (h.price !== undefined) {
+        price = h.price;
+        break;
+      }
+    }
+    if (price === undefined || heard === undefined) return undefined;
+    const fresh = Math.max(heard, Math.min(this.heldUntil, at));
+    return at - fresh > this.config.stale_after_minutes * 60_000 ? undefined : price;
+  }
+
   private judge(start: number, at: number): SettledPrice {
     const listed = this.listed.get(start);
     if (listed !== undefined) return { start, price: listed, origin: this.origin };
-    const c = this.current;
-    if (c && c.at < start + QUARTER && !this.stale(at)) return { start, price: c.price, origin: this.origin };
+    const single = this.judgeSingle(start + QUARTER, at);
+    if (single !== undefined) return { start, price: single, origin: this.origin };
     return { start, price: this.config.fallback, origin: "fallback" };
   }
 }
@@ -192,8 +241,9 @@ function instant(x: Json): number | undefined {
   if (typeof x === "number" && Number.isFinite(x)) return x < 1e11 ? x * 1000 : x;
   if (typeof x !== "string") return undefined;
   // A time without an offset would be read in whatever zone this machine has: not guessed.
-  if (!/(Z|[+-]\d\d:?\d\d)$/.test(x.trim())) return undefined;
-  const d = DateTime.fromISO(x.trim(), { setZone: true });
+  const text = x.trim().replace(/^(\d{4}-\d\d-\d\d) /, "$1T");
+  if (!/(Z|[+-]\d\d:?\d\d)$/.test(text)) return undefined;
+  const d = DateTime.fromISO(text, { setZone: true });
   return d.isValid ? d.toMillis() : undefined;
 }
 

@@ -123,9 +123,18 @@ export const DynamicPriceSchema = z
   });
 
 /** The price of a dynamic tariff: a source, or a fixed price or periods (export is often fixed). */
+const PRICE_FORMS =
+  "expected a price per kWh (a number) or a list of periods ({from, to, days, price}); with type: dynamic, a price source ({mqtt: {topic}, fallback} or {entity, fallback})";
+
 export const DynamicOrFixedSchema = z.union([DynamicPriceSchema, price, z.array(PeriodSchema).min(1)], {
-  error:
-    "expected a price per kWh (a number) or a list of periods ({from, to, days, price}); with type: dynamic, a price source ({mqtt: {topic}, fallback} or {entity, fallback})",
+  // An object can only be a price source: say what is wrong with it rather than list every form a price takes.
+  error: (iss) => {
+    const input = iss.input;
+    const first = (iss as { errors?: { path: PropertyKey[]; message: string }[][] }).errors?.[0]?.[0];
+    if (input !== null && typeof input === "object" && !Array.isArray(input) && first)
+      return `${first.path.length > 0 ? `${first.path.map(String).join(".")}: ` : ""}${first.message}`;
+    return PRICE_FORMS;
+  },
 });
 
 export const TariffSchema = z.strictObject({

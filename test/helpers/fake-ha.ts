@@ -9,7 +9,11 @@
  *     an external statistic id matching `<domain>:<object>` slugs with `source` equal to the domain; every row
  *     start with a UTC offset and on the hour; `unit_class` energy only with an energy unit;
  *   - recorder/statistics_during_period: rows with start_time ≤ start < end_time, `start`/`end` in ms;
- *   - rows imported again at the same start replace the old ones, as the recorder does.
+ *   - rows imported again at the same start replace the old ones, as the recorder does;
+ *   - subscribe_entities (websocket_api/commands.py handle_subscribe_entities): entity_ids validated as entity ids,
+ *     the result, then one event `{a: {entity_id: compressed state}}` with the entities that exist, then per change
+ *     `{c: {entity_id: {"+": {s?, a: changed attributes, c, lu}, "-": {a: removed attribute names}}}}` and
+ *     `{r: [entity_id]}` when an entity goes (messages.py's compressed states: s, a, c, lc, lu).
  * Used by the SmartHub source's tests too.
  */
 import { createServer, type Server } from "node:http";
@@ -59,6 +63,11 @@ export interface FakeHa {
   seed(id: string, metadata: Record<string, unknown>, rows: StatRow[]): void;
   /** Drops rows of a statistic from `from` on (a database restored from an older backup). */
   truncate(id: string, from: number): void;
+  /** Sets an entity's state and attributes (undefined state: the entity is removed), telling subscribers. */
+  setState(entityId: string, state: string | undefined, attributes?: Record<string, unknown>): void;
+  /** Ends every client's connection, as an HA restart does; with `refuse`, new ones too until `accept()`. */
+  dropClients(opts?: { refuse?: boolean }): void;
+  accept(): void;
   close(): Promise<void>;
 }
 
@@ -180,8 +189,49 @@ export async function startFakeHa(opts: { token?: string; version?: string } = {
     return out;
   };
 
+  const VALID_ENTITY_ID = /^(?!.+__)(?!_)[\da-z_]+(?<!_)\.(?!_)[\da-z_]+(?<!_)$/;
+  const entities = new Map<string, { s: string; a: Json; lc: number; lu: number; c: string }>();
+  const listeners = new Set<(id: string, before: Json | undefined, after: Json | undefined) => void>();
+  let context = 0;
+  let refusing = false;
+  const compressed = (e: { s: string; a: Json; lc: number; lu: number; c: string }): Json => ({
+    s: e.s,
+    a: e.a,
+    c: e.c,
+    lc: e.lc,
+    ...(e.lu !== e.lc ? { lu: e.lu } : {}),
+  });
+  const setState = (entityId: string, value: string | undefined, attributes: Json = {}): void => {
+    const before = entities.get(entityId);
+    const now = Date.now() / 1000;
+    if (value === undefined) {
+      entities.delete(entityId);
+      for (const l of listeners) l(entityId, before, undefined);
+      return;
+    }
+    // HA writes no state_changed when neither the state nor an attribute changed.
+    if (before && before.s === value && JSON.stringify(before.a) === JSON.stringify(attributes)) return;
+    const after = {
+      s: value,
+      a: { ...attributes },
+      lc: before && before.s === value ? before.lc : now,
+      lu: now,
+      c: `01J${String(++context).padStart(23, "0")}`,
+    };
+    entities.set(entityId, after);
+    for (const l of listeners) l(entityId, before, after);
+  };
+
   wss.on("connection", (ws: WebSocket) => {
+    if (refusing) {
+      ws.terminate();
+      return;
+    }
     let authed = false;
+    const mine: typeof listeners extends Set<infer L> ? L[] : never = [];
+    ws.on("close", () => {
+      for (const l of mine) listeners.delete(l);
+    });
     let lastId = 0;
     const send = (m: Json): void => ws.send(JSON.stringify(m));
     send({ type: "auth_required", ha_version: version });
@@ -239,6 +289,41 @@ export async function startFakeHa(opts: { token?: string; version?: string } = {
             thread_running: true,
           };
           send({ id, type: "result", success: true, result });
+        } else if (msg.type === "subscribe_entities") {
+          only(msg, ["id", "type", "entity_ids"], "subscribe_entities");
+          const raw = msg.entity_ids;
+          const ids = typeof raw === "string" ? raw.split(",").map((x) => x.trim()) : raw;
+          if (!Array.isArray(ids) || ids.some((x) => typeof x !== "string" || !VALID_ENTITY_ID.test(x)))
+            throw new Invalid("Entity ID is an invalid entity ID for dictionary value @ data['entity_ids']");
+          const wanted = new Set(ids as string[]);
+          const listener = (eid: string, before: Json | undefined, after: Json | undefined): void => {
+            if (wanted.size > 0 && !wanted.has(eid)) return;
+            if (!after) {
+              send({ id, type: "event", event: { r: [eid] } });
+              return;
+            }
+            const a = after as { s: string; a: Json; lc: number; lu: number; c: string };
+            if (!before) {
+              send({ id, type: "event", event: { a: { [eid]: compressed(a) } } });
+              return;
+            }
+            const b = before as { s: string; a: Json };
+            const plus: Json = { c: a.c, lu: a.lu };
+            if (b.s !== a.s) Object.assign(plus, { s: a.s, lc: a.lc });
+            const changed: Json = {};
+            for (const [k, v] of Object.entries(a.a)) if (JSON.stringify(b.a[k]) !== JSON.stringify(v)) changed[k] = v;
+            if (Object.keys(changed).length > 0) plus.a = changed;
+            const removed = Object.keys(b.a).filter((k) => !(k in a.a));
+            const diff: Json = { "+": plus };
+            if (removed.length > 0) diff["-"] = { a: removed };
+            send({ id, type: "event", event: { c: { [eid]: diff } } });
+          };
+          listeners.add(listener);
+          mine.push(listener);
+          send({ id, type: "result", success: true, result: null });
+          const initial: Json = {};
+          for (const [eid, e] of entities) if (wanted.size === 0 || wanted.has(eid)) initial[eid] = compressed(e);
+          send({ id, type: "event", event: { a: initial } });
         } else if (msg.type === "recorder/list_statistic_ids") {
           const result = [...stats.entries()].map(([sid, s]) => ({ statistic_id: sid, ...s.metadata }));
           send({ id, type: "result", success: true, result });
@@ -270,6 +355,14 @@ export async function startFakeHa(opts: { token?: string; version?: string } = {
       const entry = stats.get(id) ?? { metadata, rows: new Map() };
       for (const r of rows) entry.rows.set(r.start, r);
       stats.set(id, entry);
+    },
+    setState,
+    dropClients(opts = {}) {
+      refusing = opts.refuse === true;
+      for (const c of wss.clients) c.terminate();
+    },
+    accept() {
+      refusing = false;
     },
     truncate(id, from) {
       const entry = stats.get(id);

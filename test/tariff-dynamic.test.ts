@@ -1,0 +1,431 @@
+/**
+ * Dynamic prices: what the price integrations send (Nord Pool's raw_today, ENTSO-E's prices, Tibber's startsAt/total,
+ * a bare number on a topic), the quarter-hour rules, and the bridge end to end with a real mosquitto price topic and
+ * the Home Assistant websocket stand-in: the cost of each quarter hour equals the hand computation across a price
+ * change, the DST change of 2026-10-25 in Amsterdam and an outage of the source; the archive keeps the prices used.
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { connectAsync, type MqttClient } from "mqtt";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parseConfig } from "../src/config/load.js";
+import type { Reading } from "../src/model/types.js";
+import { Archive, openArchiveReadOnly } from "../src/outputs/archive/index.js";
+import { MqttOutput } from "../src/outputs/mqtt/index.js";
+import { PriceFeed, parseList, parsePath, QUARTER, readMessage } from "../src/tariffs/dynamic.js";
+import { TariffService } from "../src/tariffs/index.js";
+import { DynamicPriceSchema } from "../src/tariffs/schema.js";
+import { ManualClock } from "../src/util/clock.js";
+import { type FakeHa, startFakeHa } from "./helpers/fake-ha.js";
+import { recordingLog } from "./helpers/log.js";
+import { type Mosquitto, startMosquitto, until } from "./helpers/mosquitto.js";
+
+const Z = (s: string): number => Date.parse(s);
+const dir = mkdtempSync(join(tmpdir(), "m2m-dynamic-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe("what price sources send", () => {
+  it("reads paths as users write them, templates included", () => {
+    expect(parsePath("price")).toEqual(["price"]);
+    expect(parsePath("data.current.total")).toEqual(["data", "current", "total"]);
+    expect(parsePath("prices[0].value")).toEqual(["prices", 0, "value"]);
+    expect(parsePath("{{ value_json.price }}")).toEqual(["price"]);
+    expect(parsePath("value_json['price-now']")).toEqual(["price-now"]);
+    expect(parsePath("a..b")).toBeUndefined();
+    expect(parsePath("price | float")).toBeUndefined();
+  });
+
+  it("takes a number, JSON at a path, or a list; anything else is no price", () => {
+    expect(readMessage("0.2345", undefined)).toEqual({ kind: "price", value: 0.2345 });
+    expect(readMessage('{"price": "0.31"}', ["price"])).toEqual({ kind: "price", value: 0.31 });
+    expect(readMessage('{"price": 0.31}', undefined).kind).toBe("none");
+    expect(readMessage("unavailable", undefined).kind).toBe("none");
+    expect(readMessage("12,5", undefined).kind).toBe("none");
+    expect(readMessage('{"price": true}', ["price"]).kind).toBe("none");
+    expect(readMessage("NaN", undefined).kind).toBe("none");
+    const list = readMessage(JSON.stringify({ today: [{ startsAt: "2026-10-25T00:00:00.000+02:00", total: 0.2 }] }), [
+      "today",
+    ]);
+    expect(list).toMatchObject({ kind: "list", slots: [{ start: Z("2026-10-24T22:00:00Z"), value: 0.2 }] });
+  });
+
+  it("reads the lists of Nord Pool, ENTSO-E and Tibber on the DST day, 25 hours, without guessing zones", () => {
+    // Nord Pool (custom integration) raw_today: start/end with the local offset, 25 entries on the day clocks go back.
+    const nordpool = [];
+    for (let h = 0; h < 25; h++) {
+      const start = Z("2026-10-24T22:00:00Z") + h * 3_600_000;
+      const iso = (ms: number): string => {
+        const off = ms < Z("2026-10-25T01:00:00Z") ? 2 : 1;
+        return `${new Date(ms + off * 3_600_000).toISOString().slice(0, 19)}+0${off}:00`;
+      };
+      nordpool.push({ start: iso(start), end: iso(start + 3_600_000), value: 0.1 + h / 100 });
+    }
+    const np = parseList(nordpool);
+    expect(np.bad).toBe(0);
+    expect(np.slots).toHaveLength(25);
+    // Local 02:00 comes twice: once at +02:00 (00:00 UTC), once at +01:00 (01:00 UTC), with different prices.
+    expect(nordpool[2]?.start).toBe("2026-10-25T02:00:00+02:00");
+    expect(nordpool[3]?.start).toBe("2026-10-25T02:00:00+01:00");
+    expect(np.slots[2]).toEqual({
+      start: Z("2026-10-25T00:00:00Z"),
+      end: Z("2026-10-25T01:00:00Z"),
+      value: 0.1 + 2 / 100,
+    });
+    expect(np.slots[3]).toEqual({
+      start: Z("2026-10-25T01:00:00Z"),
+      end: Z("2026-10-25T02:00:00Z"),
+      value: 0.1 + 3 / 100,
+    });
+    // ENTSO-E: {time, price}, quarter hours since the single day-ahead market went to 15 minutes; no end given.
+    const entsoe = parseList([
+      { time: "2026-10-25 00:00:00+02:00", price: 0.1 },
+      { time: "2026-10-25T00:15:00+02:00", price: 0.2 },
+    ]);
+    expect(entsoe.slots.map((s) => (s.end - s.start) / 60_000)).toEqual([15, 15]);
+    // A time without an offset is refused, not read in this machine's zone; so is a slot off the quarter hours.
+    const bad = parseList([
+      { startsAt: "2026-10-25T00:00:00", total: 0.1 },
+      { startsAt: "2026-10-25T00:07:00Z", total: 0.1 },
+      { startsAt: "2026-10-25T01:00:00Z", total: "x" },
+      null,
+    ]);
+    expect(bad).toEqual({ slots: [], bad: 4 });
+  });
+});
+
+describe("a quarter hour's price", () => {
+  const config = DynamicPriceSchema.parse({ mqtt: { topic: "p" }, fallback: 0.5, stale_after_minutes: 30 });
+  const T = Z("2026-03-02T10:00:00Z");
+
+  it("is the list's, else the newest price sent before the quarter ended, else the fallback; settled once over", () => {
+    let now = T;
+    const feed = new PriceFeed(config, () => now);
+    expect(feed.price(T).price).toBe(0.5);
+    expect(feed.price(T).origin).toBe("fallback");
+    now = T + 5_000;
+    feed.offer(0.2);
+    // Sent 5 s into the quarter: prices the whole quarter, and the ones after it.
+    expect(feed.price(T).price).toBe(0.2);
+    expect(feed.price(T + QUARTER).price).toBe(0.2);
+    feed.offerList([{ start: T + QUARTER, end: T + 2 * QUARTER, value: 0.9 }]);
+    expect(feed.price(T + QUARTER).price).toBe(0.9);
+    now = T + QUARTER + 1;
+    const settled = feed.price(T);
+    expect(settled).toEqual({ start: T, price: 0.2, origin: "mqtt" });
+    feed.offer(0.3);
+    // The new price does not reach back into a quarter that has ended.
+    expect(feed.price(T).price).toBe(0.2);
+    expect(feed.price(T + 2 * QUARTER).price).toBe(0.3);
+    // 30 minutes of silence and the fallback applies: stale strictly after the limit.
+    now = T + QUARTER + 1 + 30 * 60_000;
+    expect(feed.stale()).toBe(false);
+    now += 1;
+    expect(feed.stale()).toBe(true);
+    expect(feed.price(now).price).toBe(0.5);
+  });
+
+  it("applies multiply and add to every number the source gives", () => {
+    const feed = new PriceFeed(
+      DynamicPriceSchema.parse({ entity: "sensor.entsoe", fallback: 0.4, multiply: 0.00121, add: 0.1 }),
+      () => T,
+    );
+    feed.offer(100); // 100 EUR/MWh, +21 % VAT, + 0.10 per kWh
+    expect(feed.price(T).price).toBeCloseTo(0.221, 12);
+  });
+
+  it("rejects configurations that cannot work, naming the key", () => {
+    const issue = (tariff: unknown): string => {
+      try {
+        parseConfig({ meters: [{ id: "home", type: "dsmr", port: "/dev/ttyUSB0" }], tariffs: { t: tariff } });
+        return "";
+      } catch (err) {
+        return (err as Error).message;
+      }
+    };
+    const base = { meters: ["home"], currency: "EUR" };
+    expect(issue({ ...base, import: { mqtt: { topic: "p" }, fallback: 0.3 } })).toContain(
+      "tariffs.t.import: a price source needs `type: dynamic` on the tariff",
+    );
+    expect(issue({ ...base, type: "dynamic", import: 0.3 })).toContain(
+      "tariffs.t.import: a dynamic tariff reads its import price from a source",
+    );
+    expect(issue({ ...base, type: "dynamic", import: { mqtt: { topic: "p/#" }, fallback: 0.3 } })).toContain(
+      "tariffs.t.import.mqtt.topic: expected one topic",
+    );
+    expect(
+      issue({ ...base, type: "dynamic", import: { entity: "sensor.x", mqtt: { topic: "p" }, fallback: 1 } }),
+    ).toContain("expected one price source");
+    expect(issue({ ...base, type: "dynamic", import: { entity: "sensor.x" } })).toContain(
+      "tariffs.t.import: fallback: Invalid input: expected number",
+    );
+    expect(issue({ ...base, type: "dynamic", import: { entity: "sensor.x", fallback: 0.3 }, export: 0.05 })).toBe("");
+  });
+});
+
+// --- end to end ------------------------------------------------------------------------------------------------
+
+/** Energy per minute in each UTC hour of the run (kWh): constant within an hour, so an hour's report is exact too. */
+const RATE = [0.01, 0.02, 0.015, 0.03, 0.025];
+const START = Z("2026-10-25T00:00:00Z"); // 02:00 CEST; at 01:00 UTC Amsterdam goes back to 02:00 CET
+const MINUTES = 4 * 60;
+
+interface Run {
+  costs: number[];
+  readings: Reading[];
+  archivePath: string;
+}
+
+/** Readings every minute of the run through the bridge's coster; `at(minute)` runs before each minute's reading. */
+async function drive(
+  clock: ManualClock,
+  tariffs: TariffService,
+  archive: Archive,
+  at: (minute: number) => Promise<void>,
+): Promise<Run> {
+  const coster = tariffs.coster();
+  const readings: Reading[] = [];
+  let register = 1000;
+  for (let m = 0; m <= MINUTES; m++) {
+    await at(m);
+    if (m > 0) register += RATE[Math.floor((m - 1) / 60)] as number;
+    const r = coster({
+      meterId: "home",
+      time: clock.now(),
+      values: { energy_import_kwh: Math.round(register * 1e6) / 1e6 },
+    });
+    readings.push(r);
+    archive.add(r);
+    clock.advance(60_000);
+  }
+  await tariffs.settle(archive);
+  await archive.flush();
+  return { costs: readings.map((r) => r.values.cost_import_total as number), readings, archivePath: "" };
+}
+
+/** The hand computation: each minute's energy at the price of its quarter hour. */
+function expectedCost(priceOfQuarter: (q: number) => number): number {
+  let cost = 0;
+  for (let m = 1; m <= MINUTES; m++) {
+    const kwh = RATE[Math.floor((m - 1) / 60)] as number;
+    const q = Math.floor((START + (m - 1) * 60_000) / QUARTER) * QUARTER;
+    cost += kwh * priceOfQuarter(q);
+  }
+  return cost;
+}
+
+function archived(path: string) {
+  const db = openArchiveReadOnly(path);
+  try {
+    return {
+      prices: new Map(
+        (
+          db
+            .prepare("SELECT start, price, origin FROM dynamic_prices WHERE tariff = 'dyn' AND direction = 'import'")
+            .all() as { start: string; price: number; origin: string }[]
+        ).map((r) => [Date.parse(r.start), r]),
+      ),
+      slots: new Map(
+        (
+          db.prepare("SELECT start, import_price FROM tariff_slots WHERE meter_id = 'home'").all() as {
+            start: string;
+            import_price: number;
+          }[]
+        ).map((r) => [Date.parse(r.start), r.import_price]),
+      ),
+      day: db
+        .prepare(
+          "SELECT sum(import_cost) AS c, sum(import_kwh) AS kwh FROM report_hourly WHERE meter_id = 'home' AND hour >= ? AND hour < ?",
+        )
+        .get("2026-10-25T00:00:00Z", "2026-10-25T04:00:00Z") as { c: number; kwh: number },
+    };
+  } finally {
+    db.close();
+  }
+}
+
+describe("the bridge with a dynamic tariff", () => {
+  let broker: Mosquitto;
+  let ha: FakeHa;
+  beforeAll(async () => {
+    broker = await startMosquitto();
+    ha = await startFakeHa();
+  });
+  afterAll(async () => {
+    await ha?.close();
+    await broker?.stop();
+  });
+
+  it("prices each quarter hour from an MQTT topic: a change, the DST night, an outage and the source's return", async () => {
+    const path = join(dir, "mqtt.sqlite");
+    const cfg = parseConfig({
+      mqtt: { url: broker.url, base_topic: "m2m" },
+      archive: { path, interval: 0 },
+      meters: [{ id: "home", type: "dsmr", port: "/dev/null", timezone: "Europe/Amsterdam" }],
+      tariffs: {
+        dyn: {
+          type: "dynamic",
+          meters: ["home"],
+          currency: "EUR",
+          import: {
+            mqtt: { topic: "prices/now", path: "{{ value_json.price }}" },
+            fallback: 0.5,
+            stale_after_minutes: 75,
+          },
+        },
+      },
+    });
+    const clock = new ManualClock(START);
+    const log = recordingLog();
+    const archive = new Archive(cfg.archive, { clock, log: log.log });
+    await archive.start();
+    const tariffs = new TariffService(cfg, { clock, log: log.log });
+    const feed = tariffs.feeds[0]?.feed as PriceFeed;
+    const mqtt = new MqttOutput(cfg.mqtt, cfg.meters, { clock, log: log.log });
+    tariffs.followTopics(mqtt);
+    await mqtt.start();
+    tariffs.startCalendar(archive);
+    await tariffs.calendarDone;
+    tariffs.startPrices(archive);
+    const pub: MqttClient = await connectAsync(broker.url);
+    const send = async (price: number | string): Promise<void> => {
+      const before = feed.lastPriceAt;
+      await pub.publishAsync("prices/now", typeof price === "string" ? price : JSON.stringify({ price }), {
+        qos: 1,
+        retain: true,
+      });
+      if (typeof price === "number") await until(() => feed.lastPriceAt !== before, 5000, `price ${price} received`);
+    };
+    try {
+      const run = await drive(clock, tariffs, archive, async (m) => {
+        if (m === 0) await send(0.2);
+        // 01:02 UTC, after two readings of the 01:00 quarter: that quarter is priced at 0.30 all the same.
+        if (m === 62) await send(0.3);
+        if (m === 120) await send(0.25); // 02:00, then the source falls silent
+        if (m === 140) await send("garbage"); // noise is not a price, and does not count as the source speaking
+        if (m === 230) await send(0.22); // 03:50: back
+      });
+      const priceOf = (q: number): number => {
+        const t = (q - START) / 60_000; // minutes since 00:00 UTC
+        if (t < 60) return 0.2;
+        if (t < 120) return 0.3;
+        if (t < 195) return 0.25; // heard at 02:00: fine for quarters judged until 03:15 (75 minutes, not more)
+        if (t < 225) return 0.5; // stale: the fallback
+        return 0.22; // sent at 03:50, so the 03:45 quarter is priced with it
+      };
+      const want = expectedCost(priceOf);
+      // Each quarter hour on its own: the cost totals' steps equal energy × that quarter's price.
+      for (let q = START; q < START + MINUTES * 60_000; q += QUARTER) {
+        const i0 = (q - START) / 60_000;
+        const step = (run.costs[i0 + 15] as number) - (run.costs[i0] as number);
+        expect(step, new Date(q).toISOString()).toBeCloseTo(15 * (RATE[Math.floor(i0 / 60)] as number) * priceOf(q), 6);
+      }
+      expect(run.costs.at(-1)).toBeCloseTo(want, 6);
+      // The warnings a user sees: the source silent, then back.
+      expect(
+        log
+          .at("warn")
+          .some((l) => /no import price from prices\/now since .* using the fallback 0\.5 EUR\/kWh/.test(l)),
+      ).toBe(true);
+      expect(log.at("info").some((l) => /import prices come in again/.test(l))).toBe(true);
+      expect(log.at("warn").some((l) => l.includes('not a number, and not JSON: "garbage"'))).toBe(true);
+      // The archive keeps each quarter's price and where it came from; the reports use the same prices.
+      await archive.stop();
+      const a = archived(path);
+      for (let q = START; q < START + MINUTES * 60_000; q += QUARTER) {
+        expect(a.prices.get(q)?.price, new Date(q).toISOString()).toBeCloseTo(priceOf(q), 9);
+        expect(a.prices.get(q)?.origin).toBe(priceOf(q) === 0.5 ? "fallback" : "mqtt");
+        expect(a.slots.get(q)).toBeCloseTo(priceOf(q), 9);
+      }
+      expect(a.day.c).toBeCloseTo(want, 6);
+    } finally {
+      await pub.endAsync();
+      await tariffs.stop();
+      await mqtt.stop();
+      await archive.stop().catch(() => {});
+    }
+  });
+
+  it("prices from a Home Assistant entity: its list on the DST day, its state, and HA going away", async () => {
+    const path = join(dir, "ha.sqlite");
+    const cfg = parseConfig({
+      archive: { path, interval: 0 },
+      homeassistant: { url: ha.url, token: ha.token },
+      meters: [{ id: "home", type: "dsmr", port: "/dev/null", timezone: "Europe/Amsterdam" }],
+      tariffs: {
+        dyn: {
+          type: "dynamic",
+          meters: ["home"],
+          currency: "EUR",
+          import: { entity: "sensor.nordpool_kwh_nl_eur_3_10_021", fallback: 0.5, stale_after_minutes: 30, add: 0.1 },
+        },
+      },
+    });
+    // The day's prices as the Nord Pool integration keeps them: hourly, local offsets, the 02:00 hour twice.
+    const iso = (ms: number): string => {
+      const off = ms < Z("2026-10-25T01:00:00Z") ? 2 : 1;
+      return `${new Date(ms + off * 3_600_000).toISOString().slice(0, 19)}+0${off}:00`;
+    };
+    const raw = (hours: number) =>
+      Array.from({ length: hours }, (_, h) => {
+        const s = Z("2026-10-24T22:00:00Z") + h * 3_600_000;
+        return { start: iso(s), end: iso(s + 3_600_000), value: Math.round((0.05 + h * 0.01) * 1000) / 1000 };
+      });
+    // Only the first 4 hours of the day listed (up to 02:00 UTC); the state carries the price after that.
+    ha.setState("sensor.nordpool_kwh_nl_eur_3_10_021", "0.17", { unit_of_measurement: "EUR/kWh", raw_today: raw(4) });
+    const clock = new ManualClock(START);
+    const log = recordingLog();
+    const archive = new Archive(cfg.archive, { clock, log: log.log });
+    await archive.start();
+    const tariffs = new TariffService(cfg, { clock, log: log.log });
+    const feed = tariffs.feeds[0]?.feed as PriceFeed;
+    tariffs.startCalendar(archive);
+    await tariffs.calendarDone;
+    tariffs.startPrices(archive);
+    try {
+      await until(() => feed.lastPriceAt !== undefined, 5000, "the entity's state");
+      const run = await drive(clock, tariffs, archive, async (m) => {
+        if (m === 150) {
+          // 02:30 UTC: a new price in the state, then HA restarts and stays away.
+          ha.setState("sensor.nordpool_kwh_nl_eur_3_10_021", "0.21", {
+            unit_of_measurement: "EUR/kWh",
+            raw_today: raw(4),
+          });
+          await until(() => feed.price(clock.now()).price === 0.31, 5000, "the new state");
+          ha.dropClients({ refuse: true });
+          await until(
+            () => log.at("warn").some((l) => l.includes("no connection to Home Assistant")),
+            5000,
+            "the drop",
+          );
+        }
+      });
+      const priceOf = (q: number): number => {
+        const t = (q - START) / 60_000;
+        if (t < 120) return 0.05 + (2 + Math.floor(t / 60)) * 0.01 + 0.1; // listed: 00:00 UTC is the list's 3rd hour
+        if (t < 150) return 0.17 + 0.1; // the state (the list ends at 02:00 UTC)
+        // 0.21 from 02:30; HA gone since then: the quarters judged more than 30 minutes later (from 03:00) get the
+        // fallback.
+        if (t < 180) return 0.21 + 0.1;
+        return 0.5;
+      };
+      for (let q = START; q < START + MINUTES * 60_000; q += QUARTER) {
+        const i0 = (q - START) / 60_000;
+        const step = (run.costs[i0 + 15] as number) - (run.costs[i0] as number);
+        expect(step, new Date(q).toISOString()).toBeCloseTo(15 * (RATE[Math.floor(i0 / 60)] as number) * priceOf(q), 6);
+      }
+      expect(run.costs.at(-1)).toBeCloseTo(expectedCost(priceOf), 6);
+      await archive.stop();
+      const a = archived(path);
+      for (let q = START; q < START + MINUTES * 60_000; q += QUARTER)
+        expect(a.prices.get(q)?.price, new Date(q).toISOString()).toBeCloseTo(priceOf(q), 9);
+      // The subscription asked for the one entity, not every state change of the house.
+      expect(ha.commands.find((c) => c.type === "subscribe_entities")).toMatchObject({
+        entity_ids: ["sensor.nordpool_kwh_nl_eur_3_10_021"],
+      });
+    } finally {
+      await tariffs.stop();
+      await archive.stop().catch(() => {});
+    }
+  });
+});
