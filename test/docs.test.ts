@@ -8,8 +8,8 @@
  * - the Grafana dashboard parses and asks only for measurements, fields and tags the influx output writes.
  */
 import { execFile } from "node:child_process";
-import { readdirSync, readFileSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { join, posix } from "node:path";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
 import { parse as parseYaml } from "yaml";
@@ -180,6 +180,43 @@ describe("yaml examples", () => {
       const parsed = parseYaml(b.text) as unknown;
       kind.check(parsed);
     });
+});
+
+// ── Links ───────────────────────────────────────────────────────────────────────────────────────────────────────
+
+/** GitHub's anchor of a heading: lower case, punctuation other than - and _ dropped, spaces as -. */
+const slug = (heading: string): string =>
+  heading
+    .toLowerCase()
+    .replace(/[^\p{L}\p{N}\s_-]/gu, "")
+    .replace(/\s/g, "-");
+
+function anchors(path: string): Set<string> {
+  return new Set(
+    read(path)
+      .split("\n")
+      .filter((l) => /^#{1,6} /.test(l))
+      .map((l) => slug(l.replace(/^#+ /, ""))),
+  );
+}
+
+describe("links between the pages", () => {
+  it("point at files and headings that exist", () => {
+    const broken: string[] = [];
+    for (const page of PAGES.filter((p) => p !== "addon/DOCS.md")) {
+      const text = read(page).replace(/```[\s\S]*?```/g, "");
+      for (const m of text.matchAll(/\]\(([^)\s]+)\)/g)) {
+        const target = m[1]!;
+        if (/^(https?:|mailto:)/.test(target)) continue;
+        const [file, hash] = target.split("#") as [string, string | undefined];
+        const path = file ? posix.normalize(posix.join(posix.dirname(page), file)).replace(/\/$/, "") : page;
+        if (!existsSync(join(ROOT, path))) broken.push(`${page}: ${target}: no ${path}`);
+        else if (hash !== undefined && path.endsWith(".md") && !anchors(path).has(hash))
+          broken.push(`${page}: ${target}: no heading #${hash} in ${path}`);
+      }
+    }
+    expect(broken).toEqual([]);
+  });
 });
 
 // ── Commands ────────────────────────────────────────────────────────────────────────────────────────────────────
