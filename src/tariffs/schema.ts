@@ -31,13 +31,20 @@ const price = z.number().min(-100).max(100);
 
 export const PeriodSchema = z
   .strictObject({
-    /** Start (inclusive) and end (exclusive) of the period, local time; `to` before `from` runs past midnight. */
-    from: clock.optional(),
-    to: clock.optional(),
-    /** Weekdays the period applies on (the weekday of the moment priced); default every day. */
-    days: z.array(z.enum(WEEKDAYS)).min(1).optional(),
-    /** Per kWh, in the tariff's currency. */
-    price,
+    from: clock
+      .optional()
+      .describe(
+        'Start of the period, local time on a quarter hour ("07:00"); with `to`, or neither for the whole day.',
+      ),
+    to: clock
+      .optional()
+      .describe('End of the period (not included); before `from` runs past midnight, "24:00" is the day\'s end.'),
+    days: z
+      .array(z.enum(WEEKDAYS))
+      .min(1)
+      .optional()
+      .describe("Weekdays the period applies on (mon … sun, the weekday of the moment priced); default every day."),
+    price: price.describe("Per kWh, in the tariff's currency."),
   })
   .superRefine((p, ctx) => {
     if ((p.from === undefined) !== (p.to === undefined))
@@ -145,31 +152,46 @@ export const TariffSchema = z.strictObject({
     .describe(
       "`fixed`: prices in this file (a number or periods). `dynamic`: `import` (and `export`) name a price source.",
     ),
-  /** Ids of the meters this tariff prices. */
-  meters: z.array(z.string().min(1)).min(1),
-  /** ISO 4217 code: the unit of the cost sensors, which Home Assistant's Energy dashboard compares with its own. */
-  currency: z.string().regex(/^[A-Z]{3}$/, "expected an ISO 4217 currency code like EUR or USD"),
-  /** Zone of the periods' local times; default the meter's `timezone`, else the system's. */
+  meters: z.array(z.string().min(1)).min(1).describe("Ids of the meters this tariff prices (one tariff per meter)."),
+  currency: z
+    .string()
+    .regex(/^[A-Z]{3}$/, "expected an ISO 4217 currency code like EUR or USD")
+    .describe("ISO 4217 code (EUR, USD…): the unit of the cost sensors, as Home Assistant's Energy dashboard expects."),
   timezone: z
     .string()
     .refine((tz) => IANAZone.isValidZone(tz), "expected an IANA time zone like Europe/Amsterdam")
-    .optional(),
-  import: DynamicOrFixedSchema,
-  /** What delivering a kWh earns; without it, export is not priced. */
-  export: DynamicOrFixedSchema.optional(),
-  /** A fixed charge per day (standing charge, grid fee), accrued evenly over the day's hours. */
-  daily_charge: z.number().min(0).default(0),
+    .optional()
+    .describe("Zone of the periods' local times and of the days; default the meter's `timezone`, else the system's."),
+  import: DynamicOrFixedSchema.describe(
+    "What a kWh taken from the grid costs: a number, periods by local time (first match wins, covering the whole week), or with `type: dynamic` a price source.",
+  ),
+  export: DynamicOrFixedSchema.optional().describe(
+    "What a kWh delivered to the grid earns, in the same forms; without it, export is not priced.",
+  ),
+  daily_charge: z
+    .number()
+    .min(0)
+    .default(0)
+    .describe("A fixed charge per day (standing charge, grid fee), spread evenly over the day's hours."),
   /**
    * Belgium's capacity tariff: the grid operator's price per kW of peak demand per year, the minimum peak it bills
    * (2.5 kW in Flanders), and whether the month's peak or the average of the last 12 months' is billed.
    */
   capacity: z
     .strictObject({
-      price_per_kw_year: z.number().min(0).max(10_000),
-      minimum_kw: z.number().min(0).max(100).default(2.5),
-      average: z.enum(["month", "12_months"]).default("12_months"),
+      price_per_kw_year: z
+        .number()
+        .min(0)
+        .max(10_000)
+        .describe("The grid operator's price per kW of peak demand per year, in the tariff's currency."),
+      minimum_kw: z.number().min(0).max(100).default(2.5).describe("The lowest peak billed (2.5 kW in Flanders)."),
+      average: z
+        .enum(["month", "12_months"])
+        .default("12_months")
+        .describe("`month`: each month's own peak is billed; `12_months`: the average of the last 12 months' peaks."),
     })
-    .optional(),
+    .optional()
+    .describe("Belgium's capacity tariff: turns the monthly peak demand into the month's capacity charge."),
 });
 
 export const TariffsSchema = z.record(
