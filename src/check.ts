@@ -8,6 +8,9 @@ import type { MeterInfo, Reading } from "./model/types.js";
 import { describeHaUrl, HaClient } from "./outputs/statistics/ha.js";
 import { createSource } from "./sources/index.js";
 import { describeImapError, imapClient } from "./sources/smt/imap.js";
+import { listsOfAttributes, numberOf, PriceFeed, parsePath, readMessage, unitHint } from "./tariffs/dynamic.js";
+import { MAX_ENTITY_BYTES } from "./tariffs/price-sources.js";
+import { type DynamicPriceConfig, isDynamic } from "./tariffs/schema.js";
 import { systemClock } from "./util/clock.js";
 import { type Logger, oneLine, redact } from "./util/log.js";
 
@@ -57,7 +60,103 @@ export async function checkAll(cfg: Config, opts: { waitMs: number }): Promise<C
   const ha = cfg.homeassistant;
   if (ha.statistics || ha.url || ha.token) checks.push(checkHomeAssistant(ha.url, ha.token));
   if (cfg.influx) checks.push(checkInflux(cfg.influx));
+  checks.push(...checkPrices(cfg, opts.waitMs));
   return Promise.all(checks);
+}
+
+/** Each dynamic price's source asked once. */
+export function checkPrices(cfg: Config, waitMs: number): Promise<CheckResult>[] {
+  const checks: Promise<CheckResult>[] = [];
+  for (const [name, t] of Object.entries(cfg.tariffs))
+    for (const dir of ["import", "export"] as const) {
+      const p = t[dir];
+      if (t.type === "dynamic" && isDynamic(p)) checks.push(checkPrice(cfg, `tariffs.${name}.${dir}`, p, waitMs));
+    }
+  return checks;
+}
+
+/** What a price source gives now: a dynamic tariff's entity or topic asked once. */
+async function checkPrice(cfg: Config, key: string, p: DynamicPriceConfig, waitMs: number): Promise<CheckResult> {
+  const part = `price ${key} (${p.entity ?? p.mqtt?.topic})`;
+  const feed = new PriceFeed(p, Date.now);
+  const per = (value: number): string => {
+    const price = feed.convert(value);
+    return `${price} per kWh${p.multiply !== 1 || p.add !== 0 ? " after multiply and add" : ""}`;
+  };
+  const tooBig = (value: number): string | undefined =>
+    Math.abs(feed.convert(value)) > 100
+      ? `${value} makes ${feed.convert(value)} per kWh, which is no price: for a price per MWh set ${key}.multiply: 0.001`
+      : undefined;
+  if (p.entity) {
+    const { url, token } = cfg.homeassistant;
+    if (!url || !token)
+      return { part, ok: false, detail: `set homeassistant.url and homeassistant.token to read ${p.entity}` };
+    let client: HaClient | undefined;
+    try {
+      client = await HaClient.connect(url, token, { timeoutMs: 10_000, maxPayload: MAX_ENTITY_BYTES });
+      const first = new Promise<unknown>((resolve) => {
+        void client?.subscribe({ type: "subscribe_entities", entity_ids: [p.entity] }, resolve).catch(resolve);
+      });
+      const event = (await withTimeout(first, 10_000, describeHaUrl(url))) as {
+        a?: Record<string, { s?: unknown; a?: Record<string, unknown> }>;
+      };
+      if (event instanceof Error) return { part, ok: false, detail: event.message };
+      const state = event?.a?.[p.entity];
+      if (!state)
+        return {
+          part,
+          ok: false,
+          detail: `Home Assistant has no entity ${p.entity}: check ${key}.entity (Settings → Entities shows the ids)`,
+        };
+      const hint = unitHint(state.a?.unit_of_measurement, p.multiply);
+      if (hint)
+        return { part, ok: false, detail: `${p.entity}: ${hint.replace("set multiply", `set ${key}.multiply`)}` };
+      const slots = listsOfAttributes(state.a ?? {}, p.attribute);
+      const value = numberOf(state.s);
+      const unit = typeof state.a?.unit_of_measurement === "string" ? ` ${state.a.unit_of_measurement}` : "";
+      const listed = slots.length > 0 ? `; ${slots.length} prices listed in its attributes` : "";
+      if (value === undefined && slots.length === 0)
+        return { part, ok: false, detail: `${p.entity} is ${JSON.stringify(String(state.s))}, not a price` };
+      const wrong = value === undefined ? undefined : tooBig(value);
+      if (wrong) return { part, ok: false, detail: wrong };
+      return {
+        part,
+        ok: true,
+        detail: `${value === undefined ? `${p.entity} has no price now` : `${p.entity} is ${value}${unit}: ${per(value)}`}${listed}`,
+      };
+    } catch (err) {
+      return { part, ok: false, detail: (err as Error).message };
+    } finally {
+      await client?.close();
+    }
+  }
+  const topic = p.mqtt?.topic as string;
+  const ms = Math.min(waitMs, 10_000);
+  let client: mqtt.MqttClient | undefined;
+  try {
+    client = await connectOnce(cfg.mqtt, 8000, cfg.mqtt.url.replace(/\/\/[^@/]*@/, "//"), `-price-${key}`);
+    const c = client;
+    const message = new Promise<string>((resolve) => c.on("message", (_t, payload) => resolve(payload.toString())));
+    await client.subscribeAsync(topic, { qos: 1 });
+    const payload = await withTimeout(message, ms, topic).catch(() => undefined);
+    if (payload === undefined)
+      return {
+        part,
+        ok: false,
+        detail: `nothing on ${topic} in ${ms / 1000} s: the fallback ${p.fallback} applies until a price comes (publish it retained to have it at once)`,
+      };
+    const m = readMessage(payload.slice(0, 64 * 1024), p.mqtt?.path === undefined ? undefined : parsePath(p.mqtt.path));
+    if (m.kind === "none") return { part, ok: false, detail: `${m.why}: ${JSON.stringify(payload.slice(0, 80))}` };
+    if (m.kind === "list") return { part, ok: true, detail: `${topic} lists ${m.slots.length} prices` };
+    const wrong = tooBig(m.value);
+    return wrong
+      ? { part, ok: false, detail: wrong }
+      : { part, ok: true, detail: `${topic} gives ${m.value}: ${per(m.value)}` };
+  } catch (err) {
+    return { part, ok: false, detail: `cannot read ${topic}: ${(err as Error).message}` };
+  } finally {
+    await client?.endAsync().catch(() => {});
+  }
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
@@ -69,7 +168,7 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
 }
 
 /** One connection to the configured broker, without reconnecting, given up after `ms`. */
-function connectOnce(m: Config["mqtt"], ms: number, what: string): Promise<mqtt.MqttClient> {
+function connectOnce(m: Config["mqtt"], ms: number, what: string, id = ""): Promise<mqtt.MqttClient> {
   return withTimeout(
     mqtt.connectAsync(m.url, {
       username: m.username,
@@ -77,7 +176,7 @@ function connectOnce(m: Config["mqtt"], ms: number, what: string): Promise<mqtt.
       reconnectPeriod: 0,
       connectTimeout: ms,
       rejectUnauthorized: m.reject_unauthorized,
-      clientId: `meter2mqtt-check-${process.pid}`,
+      clientId: `meter2mqtt-check-${process.pid}${id}`,
     }),
     ms + 1000,
     what,

@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connectAsync, type MqttClient } from "mqtt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { checkPrices } from "../src/check.js";
 import { parseConfig } from "../src/config/load.js";
 import type { Reading } from "../src/model/types.js";
 import { Archive, openArchiveReadOnly } from "../src/outputs/archive/index.js";
@@ -346,6 +347,75 @@ describe("the bridge with a dynamic tariff", () => {
     }
   });
 
+  it("`meter2mqtt check` asks each price source once and says what it gives, or what to fix", async () => {
+    ha.accept();
+    ha.setState("sensor.entsoe_average", "98.5", { unit_of_measurement: "EUR/MWh" });
+    ha.setState("sensor.off", "unavailable", {});
+    const pub: MqttClient = await connectAsync(broker.url);
+    await pub.publishAsync("check/price", JSON.stringify({ now: { total: 0.2412 } }), { qos: 1, retain: true });
+    await pub.endAsync();
+    const cfg = parseConfig({
+      mqtt: { url: broker.url },
+      homeassistant: { url: ha.url, token: ha.token },
+      meters: [
+        { id: "a", type: "dsmr", port: "/dev/null" },
+        { id: "b", type: "dsmr", port: "/dev/null" },
+        { id: "c", type: "dsmr", port: "/dev/null" },
+        { id: "d", type: "dsmr", port: "/dev/null" },
+      ],
+      tariffs: {
+        mwh: {
+          type: "dynamic",
+          meters: ["a"],
+          currency: "EUR",
+          import: { entity: "sensor.entsoe_average", fallback: 0.3, multiply: 0.001 },
+        },
+        forgot: {
+          type: "dynamic",
+          meters: ["b"],
+          currency: "EUR",
+          import: { entity: "sensor.entsoe_average", fallback: 0.3 },
+        },
+        gone: {
+          type: "dynamic",
+          meters: ["c"],
+          currency: "EUR",
+          import: { entity: "sensor.nordpool_typo", fallback: 0.3 },
+          export: { entity: "sensor.off", fallback: 0 },
+        },
+        topic: {
+          type: "dynamic",
+          meters: ["d"],
+          currency: "EUR",
+          import: { mqtt: { topic: "check/price", path: "now.total" }, fallback: 0.3 },
+          export: { mqtt: { topic: "check/silent" }, fallback: 0.05 },
+        },
+      },
+    });
+    const results = await Promise.all(checkPrices(cfg, 1000));
+    const by = (key: string) => results.find((r) => r.part.startsWith(`price ${key} `));
+    expect(by("tariffs.mwh.import")).toMatchObject({
+      ok: true,
+      detail: "sensor.entsoe_average is 98.5 EUR/MWh: 0.0985 per kWh after multiply and add",
+    });
+    expect(by("tariffs.forgot.import")).toMatchObject({
+      ok: false,
+      detail: "sensor.entsoe_average: its unit is EUR/MWh: set tariffs.forgot.import.multiply: 0.001 for a price per kWh",
+    });
+    expect(by("tariffs.gone.import")).toMatchObject({
+      ok: false,
+      detail: expect.stringContaining(
+        "Home Assistant has no entity sensor.nordpool_typo: check tariffs.gone.import.entity",
+      ),
+    });
+    expect(by("tariffs.gone.export")).toMatchObject({ ok: false, detail: 'sensor.off is "unavailable", not a price' });
+    expect(by("tariffs.topic.import")).toMatchObject({ ok: true, detail: "check/price gives 0.2412: 0.2412 per kWh" });
+    expect(by("tariffs.topic.export")).toMatchObject({
+      ok: false,
+      detail: expect.stringContaining("nothing on check/silent in 1 s: the fallback 0.05 applies"),
+    });
+  });
+
   it("prices from a Home Assistant entity: its list on the DST day, its state, and HA going away", async () => {
     const path = join(dir, "ha.sqlite");
     const cfg = parseConfig({
@@ -420,7 +490,7 @@ describe("the bridge with a dynamic tariff", () => {
       for (let q = START; q < START + MINUTES * 60_000; q += QUARTER)
         expect(a.prices.get(q)?.price, new Date(q).toISOString()).toBeCloseTo(priceOf(q), 9);
       // The subscription asked for the one entity, not every state change of the house.
-      expect(ha.commands.find((c) => c.type === "subscribe_entities")).toMatchObject({
+      expect(ha.commands.filter((c) => c.type === "subscribe_entities").at(-1)).toMatchObject({
         entity_ids: ["sensor.nordpool_kwh_nl_eur_3_10_021"],
       });
     } finally {

@@ -323,6 +323,18 @@ export function readMessage(payload: string, path: (string | number)[] | undefin
   };
 }
 
+/**
+ * What to set when an entity's unit says its numbers are not per kWh in the currency's main unit and `multiply` is
+ * still 1: per MWh (ENTSO-E, Nord Pool's raw prices) or in cents, øre or öre per kWh. Undefined when nothing is amiss.
+ */
+export function unitHint(unit: unknown, multiply: number): string | undefined {
+  if (typeof unit !== "string" || multiply !== 1) return undefined;
+  if (/\/\s*MWh$/i.test(unit)) return `its unit is ${unit}: set multiply: 0.001 for a price per kWh`;
+  if (/^(c|ct|cents?|øre|öre|ore|p|pence)\s*\/\s*kWh$/i.test(unit))
+    return `its unit is ${unit}: set multiply: 0.01 for a price per kWh in the currency`;
+  return undefined;
+}
+
 /** Attributes where price integrations keep the day's prices, looked for when `attribute` is not set. */
 export const LIST_ATTRIBUTES = [
   "raw_today",

@@ -6,7 +6,7 @@
  */
 import { describeHaUrl, type HaClient, type HaError } from "../outputs/statistics/ha.js";
 import type { Logger } from "../util/log.js";
-import { listsOfAttributes, numberOf, type PriceFeed, parsePath, readMessage } from "./dynamic.js";
+import { listsOfAttributes, numberOf, type PriceFeed, parsePath, readMessage, unitHint } from "./dynamic.js";
 
 /** A price message: a number, or JSON with a day or two of prices (a few hundred entries). */
 export const MAX_PRICE_MESSAGE_BYTES = 64 * 1024;
@@ -204,6 +204,13 @@ export class EntityPriceSource {
 
   private apply(state: { s: unknown; a: Record<string, unknown> }): void {
     const where = `${this.entity}`;
+    const hint = unitHint(state.a.unit_of_measurement, this.feed.config.multiply);
+    if (hint) {
+      // A thousand times the price would make every cost wrong: better the fallback and a clear word.
+      this.feed.hold(false);
+      this.warner.warn("unit", `${where}: ${hint}; until then the fallback price applies`);
+      return;
+    }
     const slots = listsOfAttributes(state.a, this.feed.config.attribute).filter((s) =>
       plausible(this.feed, s.value, where, this.warner),
     );
