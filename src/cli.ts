@@ -190,8 +190,12 @@ export async function main(argv: string[]): Promise<number> {
   switch (cmd) {
     case "run":
       return run(rest);
-    case "decode":
+    case "decode": {
+      // A SmartHub answer can be years of quarter hours: read with the small heap import runs with.
+      const heap = await import("./util/heap.js");
+      if (rest.some((a) => a.endsWith("smarthub-json")) && !heap.heapLimited()) return heap.rerunWithSmallHeap();
       return decode(rest);
+    }
     case "demo":
       // Loaded only for the demo: the embedded broker is of no use to the bridge itself.
       return (await import("./demo.js")).runDemo(rest);

@@ -7,7 +7,9 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { intervalJson, smarthubJsonDecoder } from "../src/sources/smarthub/cli.js";
 import { decodePoll, totals } from "../src/sources/smarthub/decode.js";
+import { type FakeSmarthubOptions, startFakeSmarthub } from "./helpers/fake-smarthub.js";
 
 const ZONE = "America/New_York";
 const H = 3_600_000;
@@ -338,5 +340,151 @@ describe("meter2mqtt decode --format smarthub-json", () => {
     expect(r.status).toBe(0);
     expect(r.stdout).toBe("");
     expect(r.stderr).toMatch(/^rejected -: not JSON \(an HTML page: save the poll's response, not the page\)/);
+  });
+});
+
+describe("a poll answer file read as it comes", () => {
+  /** The lines decode prints for an answer held in memory: intervals, then rejections. */
+  const inMemory = (answer: unknown, timezone = ZONE): string[] => {
+    const r = decodePoll(answer, { meterId: "decode", timezone });
+    return [
+      ...r.intervals.map((i) => JSON.stringify(intervalJson(i))),
+      ...r.rejected.map((reason) => `rejected poll.json: ${reason}`),
+    ];
+  };
+  /** The lines of the file decoder, given the text in chunks of `size` bytes. */
+  const streamed = async (text: string | Buffer, size: number, timezone = ZONE): Promise<string[]> => {
+    const bytes = Buffer.from(text);
+    async function* chunks(): AsyncIterable<Buffer> {
+      for (let i = 0; i < bytes.length; i += size) yield bytes.subarray(i, i + size);
+    }
+    const out: string[] = [];
+    for await (const item of smarthubJsonDecoder(chunks(), { source: "poll.json", timezone }))
+      out.push(item.ok ? JSON.stringify(item.json) : `rejected ${item.reason}`);
+    return out;
+  };
+  /** JSON with every object's names sorted, as the recordings were saved: status after data, type after series. */
+  const sortedJson = (v: unknown): string =>
+    JSON.stringify(v, (_k, x) =>
+      typeof x === "object" && x !== null && !Array.isArray(x)
+        ? Object.fromEntries(Object.entries(x).sort(([a], [b]) => (a < b ? -1 : 1)))
+        : x,
+    );
+
+  it("gives the lines decodePoll gives for the portal's answers: NET with COST, FORWARD + RETURN, 60-minute, DST days", async () => {
+    const cases: { opts: FakeSmarthubOptions; from: string; days: number }[] = [
+      { opts: { flow: "NET", intervalMinutes: 15, price: 0.11 }, from: "2025-06-01T04:00:00Z", days: 3 },
+      { opts: { flow: "RETURN", intervalMinutes: 15 }, from: "2025-07-01T04:00:00Z", days: 2 },
+      { opts: { flow: "FORWARD", intervalMinutes: 60, price: 0.1 }, from: "2025-02-01T05:00:00Z", days: 4 },
+      // Fall back (2 November 2025) and spring forward (9 March 2025), 15-minute NET with cost.
+      { opts: { flow: "NET", intervalMinutes: 15, price: 0.12 }, from: "2025-11-01T04:00:00Z", days: 3 },
+      { opts: { flow: "FORWARD", intervalMinutes: 60 }, from: "2025-03-08T05:00:00Z", days: 3 },
+    ];
+    for (const c of cases) {
+      const portal = await startFakeSmarthub(c.opts);
+      try {
+        const start = Date.parse(c.from);
+        const answer = portal.answer(start, start + c.days * 86_400_000);
+        const expected = inMemory(answer);
+        expect(expected.length).toBeGreaterThan(c.days * 20);
+        expect(expected.filter((l) => l.startsWith("rejected"))).toEqual([]);
+        // Chunks that end inside names, numbers and literals; names in another order.
+        for (const size of [7, 4096]) expect(await streamed(JSON.stringify(answer), size)).toEqual(expected);
+        expect(await streamed(sortedJson(answer), 1000)).toEqual(expected);
+        expect(await streamed(JSON.stringify(answer, null, 2), 333)).toEqual(expected);
+      } finally {
+        await portal.close();
+      }
+    }
+  });
+
+  it("gives the same lines and rejections for odd answers", async () => {
+    const bad = usageEntry([
+      { id: "A", flow: "FORWARD", points: [...hourly("2025-06-01T00:00:00", [1, -2, 3]), { x: "noon", y: 1 }] },
+      { id: "B", flow: "SIDEWAYS", points: hourly("2025-06-01T00:00:00", [1]) },
+    ]);
+    const series = (bad.series as Record<string, unknown>[])[0]!;
+    series.data = [...(series.data as unknown[]), { x: wall("2025-06-01T03:00:00"), y: "4.2" }, 7, [1], { y: 2 }];
+    const labels = {
+      type: "USAGE",
+      meters: [{ meterNumber: "METER1", flowDirection: "FORWARD" }],
+      xToOrderedInterval: {
+        "2026-03-26 14:00": { interval: { start: wall("2026-03-26T14:00:00"), end: wall("2026-03-26T15:00:00") } },
+        "2026-03-26 15:00": { interval: { start: wall("2026-03-26T15:00:00"), end: wall("2026-03-26T16:00:00") } },
+        '\u00e9t\u00e9 "1"': { interval: { start: 1 } },
+      },
+      estimatedSeries: { METER1: [{ x: "2026-03-26 15:00", y: 2 }] },
+      series: [
+        {
+          meterNumber: "METER1",
+          data: [
+            { x: "2026-03-26 14:00", y: 1.5 },
+            { x: "2026-03-26 15:00", y: null },
+            { x: 'été "1"', y: 1 },
+          ],
+        },
+      ],
+    };
+    const cost = {
+      type: "COST",
+      series: [{ meterNumber: "METER1", data: [{ x: "2026-03-26 14:00", y: 0.25 }] }],
+      xToOrderedInterval: { "2026-03-26 14:00": { interval: { start: wall("2026-03-26T14:00:00") } } },
+    };
+    const answers: unknown[] = [
+      answer(bad),
+      answer(labels, cost),
+      { data: { GAS: [], ELECTRIC: [labels, 5, null, { type: "DEMAND" }] }, status: "COMPLETE" },
+      { status: "PENDING" },
+      { status: "COMPLETE" },
+      { status: "COMPLETE", data: { ELECTRIC: {} } },
+      [1, 2],
+      "COMPLETE",
+    ];
+    for (const a of answers) {
+      const expected = inMemory(a);
+      expect(await streamed(JSON.stringify(a), 5)).toEqual(expected);
+      expect(await streamed(sortedJson(a), 64)).toEqual(expected);
+    }
+    // A name given twice counts with its last value, as JSON.parse reads it.
+    const twice =
+      '{"status":"PENDING","data":{"ELECTRIC":[{"type":"COST","type":"USAGE","timeFrame":"HOURLY","series":[],"series":[{"name":"M","data":[{"x":1748750400000,"y":9,"y":1}]}]}]},"status":"COMPLETE"}';
+    expect(await streamed(twice, 3)).toEqual(inMemory(JSON.parse(twice)));
+    expect((await streamed(twice, 3)).map((l) => JSON.parse(l).energy_kwh)).toEqual([1]);
+  });
+
+  it("says the file is not JSON, and where, for a page, a cut file or anything else; a BOM or blank file is fine", async () => {
+    const good = JSON.stringify(
+      answer(usageEntry([{ id: "M", flow: "FORWARD", points: hourly("2025-06-01T00:00:00", [1, 2]) }])),
+    );
+    expect(await streamed(`\uFEFF${good}\n`, 2)).toEqual(inMemory(JSON.parse(good)));
+    expect(await streamed(" \n", 1)).toEqual([]);
+    expect(await streamed("", 1)).toEqual([]);
+    for (const size of [1, 10, 1 << 16]) {
+      expect(await streamed(good.slice(0, 150), size)).toEqual([
+        "rejected poll.json: not JSON: the file ends in the middle of the answer, after 150 bytes (cut off while saving?)",
+      ]);
+    }
+    expect(await streamed(good.slice(0, -1), 50)).toEqual([
+      `rejected poll.json: not JSON: the file ends in the middle of the answer, after ${good.length - 1} bytes (cut off while saving?)`,
+    ]);
+    expect(await streamed("<!DOCTYPE html><html><body>SmartHub</body></html>", 8)).toEqual([
+      `rejected poll.json: not JSON (an HTML page: save the poll's response, not the page): unexpected "<" at byte 0`,
+    ]);
+    const wrong: [string, string][] = [
+      [`${good}x`, `more after the end of the answer at byte ${good.length}`],
+      ['{"status":"COMPLETE",}', "expected a name in quotes at byte 21"],
+      ['{"status" "COMPLETE"}', 'expected ":" at byte 10'],
+      ['{"data":[1 2]}', 'expected "," or "]" at byte 11'],
+      ['{"data":01}', 'unexpected "1" at byte 9'],
+      ['{"data":1.}', "a number without digits after its point at byte 10"],
+      ['{"data":tru}', 'unexpected "}" at byte 11'],
+      ['{"data":"a\\qb"}', "bad escape in a string at byte 10"],
+      ['{"data":"a\tb"}', "a control character in a string at byte 10"],
+      ["{'data':1}", "expected a name in quotes at byte 1"],
+    ];
+    for (const [text, where] of wrong) {
+      expect(() => JSON.parse(text)).toThrow();
+      expect(await streamed(text, 4)).toEqual([`rejected poll.json: not JSON: ${where}`]);
+    }
   });
 });

@@ -12,7 +12,7 @@ export function zoneOf(timezone: string): IANAZone {
  * The UTC instants at which a zone's clocks show `wall` (a wall-clock time written as if it were UTC ms):
  * none in the hour skipped in spring, two in the hour repeated in autumn (earlier first), else one.
  */
-export function wallToUtc(zone: IANAZone, wall: number): number[] {
+export function wallToUtc(zone: Pick<IANAZone, "offset">, wall: number): number[] {
   const out: number[] = [];
   // Clocks change at most once around a given time: the offsets a day either side cover every candidate.
   for (const o of new Set([zone.offset(wall - DAY_MS), zone.offset(wall), zone.offset(wall + DAY_MS)])) {

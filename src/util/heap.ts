@@ -1,9 +1,10 @@
 import { spawn } from "node:child_process";
 
 /**
- * Commands that stream big files (`import`) run in a process with a small JavaScript heap. V8 otherwise lets the
- * garbage of a long stream grow to hundreds of MB before it collects it: a 150 MB Smart Meter Texas CSV peaked at
- * 340 MiB with the defaults and stays under 200 MiB with these flags, as fast. Nothing they keep comes near the limit.
+ * Commands that stream big files (`import`, `decode --format smarthub-json`) run in a process with a small JavaScript
+ * heap. V8 otherwise lets the garbage of a long stream grow to hundreds of MB before it collects it: a 150 MB Smart
+ * Meter Texas CSV peaked at 340 MiB with the defaults and stays under 200 MiB with these flags, as fast. Nothing they
+ * keep comes near the limit.
  */
 export const BATCH_HEAP_FLAGS: readonly string[] = ["--max-old-space-size=96", "--max-semi-space-size=2"];
 

@@ -25,6 +25,7 @@ import type { IANAZone } from "luxon";
 import { wallToUtc, zoneOf } from "../../intervals/time.js";
 import { checkTime, checkValue } from "../../model/plausible.js";
 import type { Interval } from "../../model/types.js";
+import { Column } from "../../util/column.js";
 
 export const SMARTHUB_TIMEZONE = "America/New_York";
 
@@ -287,30 +288,36 @@ function entryPoints(
   now: number,
 ): EntryPoints {
   const netPresent = [...meters.values()].some((m) => m.flow === "NET");
-  // Room for every point of the entry; only those read are filled.
-  const out = new EntryPoints(
-    label,
-    entry.series.reduce((n, s) => n + s.points.length, 0),
-  );
-  const lengths: number[] = [];
-  for (const s of entry.series) {
+  // Which series are read, and why not the others (said in the order of the series, with their points' messages).
+  const reads = entry.series.map((s): { name: string; flow: Flow } | { rejected: string } | { note: string } => {
     const key = text(s.name) ?? text(s.meterNumber) ?? "";
     const meter = meters.get(key) ?? meters.get(text(s.meterNumber) ?? "");
     // A portal that lists no meters (a plain mock, an older co-op) has FORWARD usage.
     const flow: Flow | undefined = meter ? meter.flow : meters.size === 0 ? "FORWARD" : undefined;
     const name = meter?.key ?? key;
-    if (!meter && meters.size > 0) {
-      rejected.push(`${label} series "${key}": not among the entry's meters (${[...meters.keys()].join(", ")})`);
+    if (!meter && meters.size > 0)
+      return { rejected: `${label} series "${key}": not among the entry's meters (${[...meters.keys()].join(", ")})` };
+    if (!flow) return { rejected: `${label} series "${name}": unknown flowDirection "${meter?.flowText ?? ""}"` };
+    if (netPresent && flow === "FORWARD")
+      return { note: `${label} series "${name}" (FORWARD) not read: the NET meter gives what crossed the grid` };
+    return { name, flow };
+  });
+  const out = new EntryPoints(
+    label,
+    entry.series.reduce((n, s, si) => n + ("flow" in (reads[si] as object) ? s.points.length : 0), 0),
+  );
+  const lengths: number[] = [];
+  for (const [si, s] of entry.series.entries()) {
+    const read = reads[si] as (typeof reads)[number];
+    if ("rejected" in read) {
+      rejected.push(read.rejected);
       continue;
     }
-    if (!flow) {
-      rejected.push(`${label} series "${name}": unknown flowDirection "${meter?.flowText ?? ""}"`);
+    if ("note" in read) {
+      notes.push(read.note);
       continue;
     }
-    if (netPresent && flow === "FORWARD") {
-      notes.push(`${label} series "${name}" (FORWARD) not read: the NET meter gives what crossed the grid`);
-      continue;
-    }
+    const { name, flow } = read;
     const sn = out.names.length;
     out.names.push(name);
     out.flows.push(flow);
@@ -374,10 +381,32 @@ interface WallZone {
   firstInstant(wall: number): number;
 }
 
-/** Wall times remembered at most; a year of quarter hours is 35,040. */
-const WALL_MEMO = 100_000;
+/** Wall times (and hours) remembered at most: enough for the series of a window to share them. */
+const WALL_MEMO = 20_000;
 
-function wallZone(zone: IANAZone): WallZone {
+/**
+ * A zone's offset, asked of luxon (Intl, some microseconds) once per hour of the answer: the offset at an hour's
+ * first and last millisecond, the same unless the clocks change in that hour (then asked for every instant).
+ */
+function hourlyOffsets(zone: IANAZone): Pick<IANAZone, "offset"> {
+  const hours = new Map<number, number>();
+  return {
+    offset(ts: number): number {
+      const hour = Math.floor(ts / HOUR_MS);
+      let o = hours.get(hour);
+      if (o === undefined) {
+        const first = zone.offset(hour * HOUR_MS);
+        o = first === zone.offset(hour * HOUR_MS + HOUR_MS - 1) ? first : Number.NaN;
+        if (hours.size >= WALL_MEMO) hours.clear();
+        hours.set(hour, o);
+      }
+      return Number.isNaN(o) ? zone.offset(ts) : o;
+    },
+  };
+}
+
+function wallZone(luxonZone: IANAZone): WallZone {
+  const zone = hourlyOffsets(luxonZone);
   const memo = new Map<number, number[]>();
   const instants = (wall: number): number[] => {
     let at = memo.get(wall);
@@ -411,7 +440,7 @@ function place(
   pts: EntryPoints,
   k: number,
   length: number,
-  seen: Map<string, Map<number, number>>,
+  seen: Map<string, NumberMap>,
 ): Placed | string {
   const wall = pts.wall[k] as number;
   const wallEnd = pts.wallEnd[k] as number;
@@ -419,12 +448,12 @@ function place(
   const name = pts.names[sn] as string;
   let mine = seen.get(name);
   if (!mine) {
-    mine = new Map<number, number>();
+    mine = new NumberMap();
     seen.set(name, mine);
   }
   const wallLength = Number.isNaN(wallEnd) ? length : wallEnd - wall;
   if (wallLength >= DAY_MS) {
-    if (mine.has(wall)) return `a second point for ${new Date(wall).toISOString().slice(0, 10)}`;
+    if (mine.get(wall) !== -1) return `a second point for ${new Date(wall).toISOString().slice(0, 10)}`;
     mine.set(wall, 1);
     return { start: zone.firstInstant(wall), end: zone.firstInstant(wall + wallLength), folded: false };
   }
@@ -441,7 +470,7 @@ function place(
     const start = at[0] as number;
     return { start, end: start + wallLength, folded: true };
   }
-  const n = mine.get(aligned) ?? 0;
+  const n = Math.max(mine.get(aligned), 0);
   mine.set(aligned, n + 1);
   const start = at[n];
   if (start === undefined) return `a second point for ${new Date(wall).toISOString().slice(0, 16)} (wall clock)`;
@@ -457,49 +486,109 @@ const ACTUAL = 0;
 const ESTIMATED = 1;
 const MISSING = 2;
 
+const bits = new Float64Array(1);
+const words = new Uint32Array(bits.buffer);
+
+/**
+ * Numbers → non-negative integers in typed arrays (open addressing): a Map of hundreds of thousands of times (not
+ * small integers, so each key a heap number of its own) took several times the room and left its old tables behind.
+ */
+class NumberMap {
+  private keys = new Float64Array(1024);
+  private values = new Int32Array(1024).fill(-1);
+  private size = 0;
+
+  /** The value of key, or -1. */
+  get(key: number): number {
+    const mask = this.keys.length - 1;
+    for (let i = NumberMap.hash(key + 0) & mask; ; i = (i + 1) & mask) {
+      const v = this.values[i] as number;
+      if (v === -1 || this.keys[i] === key) return v;
+    }
+  }
+
+  set(key: number, value: number): void {
+    if ((this.size + 1) * 4 > this.keys.length * 3) this.grow();
+    const mask = this.keys.length - 1;
+    for (let i = NumberMap.hash(key + 0) & mask; ; i = (i + 1) & mask) {
+      if (this.values[i] === -1) {
+        this.keys[i] = key;
+        this.values[i] = value;
+        this.size++;
+        return;
+      }
+      if (this.keys[i] === key) {
+        this.values[i] = value;
+        return;
+      }
+    }
+  }
+
+  private static hash(key: number): number {
+    bits[0] = key;
+    const h = Math.imul((words[0] as number) ^ Math.imul(words[1] as number, 0x9e3779b1), 0x85ebca6b);
+    return (h ^ (h >>> 15)) >>> 0;
+  }
+
+  private grow(): void {
+    const { keys, values } = this;
+    this.keys = new Float64Array(keys.length * 2);
+    this.values = new Int32Array(keys.length * 2).fill(-1);
+    this.size = 0;
+    for (let i = 0; i < keys.length; i++)
+      if ((values[i] as number) >= 0) this.set(keys[i] as number, values[i] as number);
+  }
+}
+
 /**
  * The intervals of an answer, column by column (energy and cost NaN where there is none), found by start and
  * direction; the series of each interval as an index into the distinct lists of series.
  */
 class IntervalTable {
   count = 0;
-  start = new Float64Array(1024);
-  end = new Float64Array(1024);
-  energy = new Float64Array(1024);
-  cost = new Float64Array(1024);
+  readonly start = new Column("f64");
+  readonly end = new Column("f64");
+  readonly energy = new Column("f64");
+  readonly cost = new Column("f64");
   /** 0 import, 1 export. */
-  direction = new Uint8Array(1024);
-  quality = new Uint8Array(1024);
-  seriesList = new Uint32Array(1024);
-  private readonly byStart = [new Map<number, number>(), new Map<number, number>()];
+  readonly direction = new Column("u8");
+  readonly quality = new Column("u8");
+  readonly seriesList = new Column("u32");
+  private readonly byStart = [new NumberMap(), new NumberMap()];
   private readonly lists: string[][] = [];
   private readonly listIds = new Map<string, number>();
 
   find(start: number, direction: Direction): number | undefined {
-    return this.byStart[direction === "import" ? 0 : 1]?.get(start);
+    const i = (this.byStart[direction === "import" ? 0 : 1] as NumberMap).get(start);
+    return i === -1 ? undefined : i;
   }
 
   add(start: number, end: number, direction: Direction, energy: number, quality: number, series: string): number {
-    if (this.count === this.start.length) this.grow();
     const i = this.count++;
-    this.start[i] = start;
-    this.end[i] = end;
-    this.energy[i] = energy;
-    this.cost[i] = Number.NaN;
-    this.direction[i] = direction === "import" ? 0 : 1;
-    this.quality[i] = quality;
-    this.seriesList[i] = this.listId([series]);
-    this.byStart[direction === "import" ? 0 : 1]?.set(start, i);
+    this.start.set(i, start);
+    this.end.set(i, end);
+    this.energy.set(i, energy);
+    this.cost.set(i, Number.NaN);
+    this.direction.set(i, direction === "import" ? 0 : 1);
+    this.quality.set(i, quality);
+    this.seriesList.set(i, this.listId([series]));
+    (this.byStart[direction === "import" ? 0 : 1] as NumberMap).set(start, i);
     return i;
   }
 
+  /** The kWh of an interval, 0 for none. */
+  energyOf(i: number | undefined): number {
+    const e = i === undefined ? Number.NaN : this.energy.get(i);
+    return Number.isNaN(e) ? 0 : e;
+  }
+
   seriesOf(i: number): readonly string[] {
-    return this.lists[this.seriesList[i] as number] as string[];
+    return this.lists[this.seriesList.get(i)] as string[];
   }
 
   addSeries(i: number, series: string): void {
     const have = this.seriesOf(i);
-    if (!have.includes(series)) this.seriesList[i] = this.listId([...have, series]);
+    if (!have.includes(series)) this.seriesList.set(i, this.listId([...have, series]));
   }
 
   /** The intervals in order of start, import before export. */
@@ -507,19 +596,17 @@ class IntervalTable {
     const order = new Uint32Array(this.count);
     for (let i = 0; i < order.length; i++) order[i] = i;
     const { start, direction } = this;
-    order.sort(
-      (a, b) => (start[a] as number) - (start[b] as number) || (direction[a] as number) - (direction[b] as number),
-    );
+    order.sort((a, b) => start.get(a) - start.get(b) || direction.get(a) - direction.get(b));
     for (const i of order) {
-      const energy = this.energy[i] as number;
-      const cost = this.cost[i] as number;
+      const energy = this.energy.get(i);
+      const cost = this.cost.get(i);
       const interval: SmarthubInterval = {
         meterId,
-        start: start[i] as number,
-        end: this.end[i] as number,
+        start: start.get(i),
+        end: this.end.get(i),
         energyKwh: Number.isNaN(energy) ? null : energy,
-        direction: direction[i] === 0 ? "import" : "export",
-        quality: QUALITIES[this.quality[i] as number] as Quality,
+        direction: direction.get(i) === 0 ? "import" : "export",
+        quality: QUALITIES[this.quality.get(i)] as Quality,
         series: [...this.seriesOf(i)],
       };
       if (!Number.isNaN(cost)) interval.cost = cost;
@@ -535,22 +622,6 @@ class IntervalTable {
       this.listIds.set(key, id);
     }
     return id;
-  }
-
-  private grow(): void {
-    const size = this.start.length * 2;
-    const more = <T extends Float64Array | Uint8Array | Uint32Array>(a: T): T => {
-      const b = new (a.constructor as new (n: number) => T)(size);
-      b.set(a);
-      return b;
-    };
-    this.start = more(this.start);
-    this.end = more(this.end);
-    this.energy = more(this.energy);
-    this.cost = more(this.cost);
-    this.direction = more(this.direction);
-    this.quality = more(this.quality);
-    this.seriesList = more(this.seriesList);
   }
 }
 
@@ -621,7 +692,7 @@ export function decodePollParts(answer: PollParts | undefined, opts: DecodeOptio
       return;
     }
     length ??= read.length;
-    const seen = new Map<string, Map<number, number>>();
+    const seen = new Map<string, NumberMap>();
     for (let k = 0; k < read.count; k++) {
       const placed = place(zone, read, k, read.length, seen);
       if (typeof placed === "string") {
@@ -669,15 +740,15 @@ export function decodePollParts(answer: PollParts | undefined, opts: DecodeOptio
           );
           continue;
         }
-        if (table.end[have] !== placed.end) {
+        if (table.end.get(have) !== placed.end) {
           out.rejected.push(`${read.where(k)}: overlaps an interval of another length at the same time`);
           continue;
         }
         // Several meters of one direction at the location (or a folded point): one interval, their sum.
-        const energy = table.energy[have] as number;
-        if (part.kwh !== null) table.energy[have] = clean((Number.isNaN(energy) ? 0 : energy) + part.kwh);
-        if (table.quality[have] === MISSING && part.kwh !== null) table.quality[have] = ACTUAL;
-        if (estimated && table.quality[have] === ACTUAL) table.quality[have] = ESTIMATED;
+        const energy = table.energy.get(have);
+        if (part.kwh !== null) table.energy.set(have, clean((Number.isNaN(energy) ? 0 : energy) + part.kwh));
+        if (table.quality.get(have) === MISSING && part.kwh !== null) table.quality.set(have, ACTUAL);
+        if (estimated && table.quality.get(have) === ACTUAL) table.quality.set(have, ESTIMATED);
         table.addSeries(have, series);
       }
     }
@@ -695,7 +766,7 @@ export function decodePollParts(answer: PollParts | undefined, opts: DecodeOptio
       out.rejected.push(`${label}: the length of an interval is unknown`);
       return;
     }
-    const seen = new Map<string, Map<number, number>>();
+    const seen = new Map<string, NumberMap>();
     for (let k = 0; k < read.count; k++) {
       const placed = place(zone, read, k, pointLength, seen);
       if (typeof placed === "string") {
@@ -713,24 +784,20 @@ export function decodePollParts(answer: PollParts | undefined, opts: DecodeOptio
       const flow = read.flows[sn] as Flow;
       const imp = table.find(placed.start, "import");
       const exp = table.find(placed.start, "export");
-      const energyOf = (i: number | undefined): number => {
-        const e = i === undefined ? Number.NaN : (table.energy[i] as number);
-        return Number.isNaN(e) ? 0 : e;
-      };
       // The cost goes with the energy it is for: a NET point that exported carries its credit on the export side.
       const target =
         flow === "RETURN"
           ? exp
-          : flow === "NET" && exp !== undefined && energyOf(exp) > 0 && !(energyOf(imp) > 0)
+          : flow === "NET" && exp !== undefined && table.energyOf(exp) > 0 && !(table.energyOf(imp) > 0)
             ? exp
             : imp;
       if (target !== undefined) {
-        if (table.end[target] !== placed.end) {
+        if (table.end.get(target) !== placed.end) {
           out.rejected.push(`${read.where(k)}: cost of an interval of another length`);
           continue;
         }
-        const have = table.cost[target] as number;
-        table.cost[target] = clean((Number.isNaN(have) ? 0 : have) + y);
+        const have = table.cost.get(target);
+        table.cost.set(target, clean((Number.isNaN(have) ? 0 : have) + y));
         continue;
       }
       // Cost without usage: kept, on an interval without a reading, so the money is not lost.
@@ -742,7 +809,7 @@ export function decodePollParts(answer: PollParts | undefined, opts: DecodeOptio
         MISSING,
         read.names[sn] as string,
       );
-      table.cost[i] = y;
+      table.cost.set(i, y);
     }
   });
 

@@ -6,6 +6,7 @@
  * copies of the points, baseSeries, TIME_OF_USE's points once the entry turns out to be one…) is checked and let go.
  * Duplicate names are read as JSON.parse reads them: the last one counts.
  */
+import { Column } from "../../util/column.js";
 import { type PointList, type PollEntry, type PollParts, type PollSeries, type Slot, slotOf } from "./decode.js";
 
 export type ReadPoll =
@@ -27,65 +28,81 @@ export async function readPoll(input: AsyncIterable<Buffer>): Promise<ReadPoll> 
 
 class NotJson extends Error {}
 
+/** The label x's of an answer ("2026-03-26 14:00"), each text kept once for the series and the slots that name it. */
+class Labels {
+  private readonly ids = new Map<string, number>();
+  readonly texts: string[] = [];
+
+  id(label: string): number {
+    let id = this.ids.get(label);
+    if (id === undefined) {
+      id = this.texts.push(label) - 1;
+      this.ids.set(label, id);
+    }
+    return id;
+  }
+}
+
 /** The points of one series as read: x and y in typed arrays; a label x, a null y or an odd point noted aside. */
 class PointColumns implements PointList {
   length = 0;
-  private x = new Float64Array(256);
-  private y = new Float64Array(256);
-  /** 1: x is a label (in labels); 2: y is null; 4: not an {x, y} of numbers (in odd, as written). */
-  private flags = new Uint8Array(256);
-  private labels: Map<number, string> | undefined;
+  /** x, or the label's number for a label. */
+  private readonly x = new Column("f64");
+  private readonly y = new Column("f64");
+  /** 1: x is a label; 2: y is null; 4: not an {x, y} of numbers or labels (in odd, as written). */
+  private readonly flags = new Column("u8");
   private odd: Map<number, unknown> | undefined;
 
+  constructor(private readonly labels: Labels) {}
+
   push(p: unknown): void {
-    if (this.length === this.x.length) {
-      this.x = grown(this.x);
-      this.y = grown(this.y);
-      this.flags = grown(this.flags);
-    }
     const i = this.length++;
     if (typeof p === "object" && p !== null && !Array.isArray(p)) {
       const { x, y } = p as Record<string, unknown>;
       if ((typeof x === "number" || typeof x === "string") && (y === null || typeof y === "number")) {
         let f = 0;
-        if (typeof x === "number") this.x[i] = x;
+        if (typeof x === "number") this.x.set(i, x);
         else {
-          this.labels ??= new Map();
-          this.labels.set(i, x);
+          this.x.set(i, this.labels.id(x));
           f |= 1;
         }
         if (y === null) f |= 2;
-        else this.y[i] = y;
-        this.flags[i] = f;
+        else this.y.set(i, y);
+        this.flags.set(i, f);
         return;
       }
     }
     this.odd ??= new Map();
     this.odd.set(i, p);
-    this.flags[i] = 4;
+    this.flags.set(i, 4);
   }
 
   at(i: number): unknown {
-    const f = this.flags[i] as number;
+    const f = this.flags.get(i);
     if (f & 4) return this.odd?.get(i);
-    return { x: f & 1 ? this.labels?.get(i) : this.x[i], y: f & 2 ? null : this.y[i] };
+    return { x: f & 1 ? this.labels.texts[this.x.get(i)] : this.x.get(i), y: f & 2 ? null : this.y.get(i) };
   }
 }
 
-function grown<T extends Float64Array | Uint8Array | Uint32Array>(a: T): T {
-  const b = new (a.constructor as new (n: number) => T)(a.length * 2);
-  b.set(a);
-  return b;
+/** Where the digits starting at i end. */
+function digits(buf: Buffer, i: number, end: number): number {
+  let j = i;
+  while (j < end && (buf[j] as number) >= 0x30 && (buf[j] as number) <= 0x39) j++;
+  return j;
 }
 
 /** xToOrderedInterval: numeric x (the usual) in typed arrays, looked up by binary search; labels in a Map. */
 class SlotMap {
   private count = 0;
-  private keys = new Float64Array(256);
-  private starts = new Float64Array(256);
-  private ends = new Float64Array(256);
+  /** The numeric keys; NaN on rows of labels, which sort last and are never looked up there. */
+  private readonly keys = new Column("f64");
+  private readonly starts = new Column("f64");
+  private readonly ends = new Column("f64");
   private order: Uint32Array | undefined;
-  private labels = new Map<string, Slot | undefined>();
+  /** Slots of label keys: their row in starts and ends (keys NaN there). */
+  private readonly labelRows = new Map<string, number>();
+
+  constructor(private readonly labels: Labels) {}
 
   private static numeric(key: string): number | undefined {
     const v = Number(key);
@@ -94,25 +111,27 @@ class SlotMap {
 
   set(key: string, slot: Slot | undefined): void {
     const v = SlotMap.numeric(key);
+    let i: number;
     if (v === undefined) {
-      this.labels.set(key, slot);
-      return;
+      const label = this.labels.texts[this.labels.id(key)] as string;
+      i = this.labelRows.get(label) ?? this.count++;
+      this.labelRows.set(label, i);
+      this.keys.set(i, Number.NaN);
+    } else {
+      i = this.count++;
+      this.keys.set(i, v);
     }
-    if (this.count === this.keys.length) {
-      this.keys = grown(this.keys);
-      this.starts = grown(this.starts);
-      this.ends = grown(this.ends);
-    }
-    const i = this.count++;
-    this.keys[i] = v;
-    this.starts[i] = slot?.start ?? Number.NaN;
-    this.ends[i] = slot?.end ?? Number.NaN;
+    this.starts.set(i, slot?.start ?? Number.NaN);
+    this.ends.set(i, slot?.end ?? Number.NaN);
     this.order = undefined;
   }
 
   get(x: string): Slot | undefined {
     const v = SlotMap.numeric(x);
-    if (v === undefined) return this.labels.get(x);
+    if (v === undefined) {
+      const row = this.labelRows.get(x);
+      return row === undefined ? undefined : this.slot(row);
+    }
     const order = this.sorted();
     const { keys } = this;
     // The last of equal keys: a name given twice counts with its last value.
@@ -120,27 +139,33 @@ class SlotMap {
     let hi = order.length;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
-      if ((keys[order[mid] as number] as number) <= v) lo = mid + 1;
+      if (keys.get(order[mid] as number) <= v) lo = mid + 1;
       else hi = mid;
     }
     const i = order[lo - 1];
-    if (i === undefined || keys[i] !== v) return undefined;
-    const start = this.starts[i] as number;
-    const end = this.ends[i] as number;
+    if (i === undefined || keys.get(i) !== v) return undefined;
+    return this.slot(i);
+  }
+
+  private slot(i: number): Slot | undefined {
+    const start = this.starts.get(i);
+    const end = this.ends.get(i);
     if (Number.isNaN(start) && Number.isNaN(end)) return undefined;
     return { start: Number.isNaN(start) ? undefined : start, end: Number.isNaN(end) ? undefined : end };
   }
 
   private sorted(): Uint32Array {
     if (this.order) return this.order;
-    const order = new Uint32Array(this.count);
+    const order = new Uint32Array(this.count - this.labelRows.size);
     let inOrder = true;
-    for (let i = 0; i < order.length; i++) {
-      order[i] = i;
-      if (i > 0 && (this.keys[i] as number) <= (this.keys[i - 1] as number)) inOrder = false;
+    let n = 0;
+    for (let i = 0; i < this.count; i++) {
+      if (Number.isNaN(this.keys.get(i))) continue;
+      if (n > 0 && this.keys.get(i) <= this.keys.get(order[n - 1] as number)) inOrder = false;
+      order[n++] = i;
     }
     const { keys } = this;
-    if (!inOrder) order.sort((a, b) => (keys[a] as number) - (keys[b] as number) || a - b);
+    if (!inOrder) order.sort((a, b) => keys.get(a) - keys.get(b) || a - b);
     this.order = order;
     return order;
   }
@@ -217,6 +242,7 @@ class PollReader {
     electric: undefined,
   };
   private rootIsObject = false;
+  private readonly labels = new Labels();
   private entry: EntryRead | undefined;
   private series: { name: unknown; meterNumber: unknown; points: PointList } | undefined;
 
@@ -250,10 +276,7 @@ class PollReader {
       this.run(buf, true);
     }
     if (!this.seen) return { kind: "empty" };
-    if (this.state !== ST_DONE)
-      throw new NotJson(
-        `the file ends in the middle of the answer, after ${this.base + (this.rest?.length ?? 0)} bytes (cut off while saving?)`,
-      );
+    if (this.state !== ST_DONE) throw this.cut(this.base + (this.rest?.length ?? 0));
     if (!this.rootIsObject) return { kind: "answer", parts: undefined };
     const { status, industries, electric } = this.root;
     return {
@@ -274,6 +297,10 @@ class PollReader {
         ),
       },
     };
+  }
+
+  private cut(bytes: number): NotJson {
+    return new NotJson(`the file ends in the middle of the answer, after ${bytes} bytes (cut off while saving?)`);
   }
 
   private fail(at: number, what: string): NotJson {
@@ -393,7 +420,7 @@ class PollReader {
       } else if (b < 0x20) throw this.fail(i, "a control character in a string");
       else if (b >= 0x80) ascii = false;
     }
-    if (final) throw this.fail(n, "a string not closed");
+    if (final) throw this.cut(this.base + n);
     return -1;
   }
 
@@ -406,25 +433,20 @@ class PollReader {
       else break;
     }
     if (end === n && !final) return -1;
-    const digits = (i: number): number => {
-      let j = i;
-      while (j < end && (buf[j] as number) >= 0x30 && (buf[j] as number) <= 0x39) j++;
-      return j;
-    };
     let i = pos;
     if (buf[i] === 0x2d) i++;
     if (buf[i] === 0x30) i++;
-    else if (i < end && (buf[i] as number) >= 0x31 && (buf[i] as number) <= 0x39) i = digits(i);
+    else if (i < end && (buf[i] as number) >= 0x31 && (buf[i] as number) <= 0x39) i = digits(buf, i, end);
     else throw this.fail(i, "a number without digits");
     if (buf[i] === 0x2e && i < end) {
-      const j = digits(i + 1);
+      const j = digits(buf, i + 1, end);
       if (j === i + 1) throw this.fail(i + 1, "a number without digits after its point");
       i = j;
     }
     if (i < end && (buf[i] === 0x65 || buf[i] === 0x45)) {
       i++;
       if (i < end && (buf[i] === 0x2b || buf[i] === 0x2d)) i++;
-      const j = digits(i);
+      const j = digits(buf, i, end);
       if (j === i) throw this.fail(i, "a number without digits in its exponent");
       i = j;
     }
@@ -436,7 +458,7 @@ class PollReader {
     for (let k = 0; k < word.length; k++) {
       const b = buf[pos + k];
       if (b === undefined) {
-        if (final) throw this.fail(pos + k, `"${word}" cut short`);
+        if (final) throw this.cut(this.base + pos + k);
         return -1;
       }
       if (b !== word.charCodeAt(k)) throw this.unexpected(buf, pos + k);
@@ -505,7 +527,7 @@ class PollReader {
           return kind === OBJ ? R_CHART : R_SKIP;
         }
         if (key === "xToOrderedInterval") {
-          entry.xmap = kind === OBJ ? new SlotMap() : undefined;
+          entry.xmap = kind === OBJ ? new SlotMap(this.labels) : undefined;
           return kind === OBJ ? R_XMAP : R_SKIP;
         }
         if (key === "series") {
@@ -518,14 +540,14 @@ class PollReader {
         return this.build(T_SLOT, key);
       case R_SERIES_LIST:
         if (kind !== OBJ) return R_SKIP;
-        this.series = { name: undefined, meterNumber: undefined, points: new PointColumns() };
+        this.series = { name: undefined, meterNumber: undefined, points: new PointColumns(this.labels) };
         (this.entry as EntryRead).series.push(this.series);
         return R_SERIES;
       case R_SERIES: {
         const series = this.series as PollSeries;
         if (key === "name" || key === "meterNumber") return this.build(T_SERIES, key);
         if (key !== "data") return R_SKIP;
-        series.points = new PointColumns();
+        series.points = new PointColumns(this.labels);
         if (kind !== ARR) series.points = { length: 0, at: () => undefined };
         return kind === ARR ? R_POINTS : R_SKIP;
       }
