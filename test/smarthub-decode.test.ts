@@ -6,6 +6,7 @@ import { spawnSync } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { intervalJson, smarthubJsonDecoder } from "../src/sources/smarthub/cli.js";
 import { decodePoll, totals } from "../src/sources/smarthub/decode.js";
@@ -486,5 +487,57 @@ describe("a poll answer file read as it comes", () => {
       expect(() => JSON.parse(text)).toThrow();
       expect(await streamed(text, 4)).toEqual([`rejected poll.json: not JSON: ${where}`]);
     }
+  });
+  it("reads any text as JSON.parse does: the same lines when it parses, one 'not JSON' line when it does not", async () => {
+    const good = JSON.stringify(
+      answer(
+        usageEntry(
+          [
+            { id: "N", flow: "NET", net: true, points: hourly("2025-06-01T00:00:00", [1.5, -2, 0.25, null as never]) },
+            { id: "F", flow: "FORWARD", points: hourly("2025-06-01T00:00:00", [1, 2, 3, 4]) },
+          ],
+          { estimatedSeries: { N: [{ x: wall("2025-06-01T01:00:00") }] }, note: 'caf\u00e9 "x"\n' },
+        ),
+      ),
+    );
+    const bytes = Buffer.from(good);
+    const edits = fc.oneof(
+      fc.record({ cut: fc.nat(bytes.length) }),
+      fc.record({
+        at: fc.nat(bytes.length - 1),
+        byte: fc.constantFrom(...Buffer.from('{}[],:"\\ 0123456789.eE+-tfnul<x\t')),
+      }),
+      fc.record({ drop: fc.nat(bytes.length - 1) }),
+    );
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(edits, { minLength: 1, maxLength: 3 }),
+        fc.integer({ min: 1, max: 97 }),
+        async (list, size) => {
+          let b = Buffer.from(bytes);
+          for (const e of list) {
+            if ("cut" in e) b = b.subarray(0, e.cut);
+            else if ("drop" in e) b = Buffer.concat([b.subarray(0, e.drop), b.subarray(e.drop + 1)]);
+            else if (e.at < b.length) b[e.at] = e.byte;
+          }
+          let parsed: { ok: true; value: unknown } | { ok: false };
+          try {
+            parsed = { ok: true, value: JSON.parse(b.toString("utf8")) };
+          } catch {
+            parsed = { ok: false };
+          }
+          const lines = await streamed(b, size);
+          if (b.toString("utf8").trim() === "") expect(lines).toEqual([]);
+          else if (parsed.ok) expect(lines).toEqual(inMemory(parsed.value));
+          else
+            expect(lines).toEqual([
+              expect.stringMatching(
+                /^rejected poll\.json: not JSON: .+ (at byte \d+|after \d+ bytes \(cut off while saving\?\))$/,
+              ),
+            ]);
+        },
+      ),
+      { numRuns: 300, seed: 13 },
+    );
   });
 });
