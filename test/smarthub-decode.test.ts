@@ -3,7 +3,7 @@
  * daily answers, gagata's NET and RETURN meters, a newer portal's string x with COST), never copies of them.
  */
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import fc from "fast-check";
@@ -540,4 +540,17 @@ describe("a poll answer file read as it comes", () => {
       { numRuns: 300, seed: 13 },
     );
   });
+  const SHARED = join(import.meta.dirname, "..", "..", "shared", "data", "smarthub");
+  it.skipIf(!existsSync(SHARED))(
+    "gives the lines decodePoll gives for the recorded answers in ../shared/data",
+    async () => {
+      const files = readdirSync(SHARED).filter((f) => /poll|SYNTHETIC/.test(f) && f.endsWith(".json"));
+      expect(files.length).toBeGreaterThan(3);
+      for (const f of files) {
+        const text = readFileSync(join(SHARED, f), "utf8");
+        const expected = inMemory(JSON.parse(text));
+        expect(await streamed(text, 1000), f).toEqual(expected);
+      }
+    },
+  );
 });
