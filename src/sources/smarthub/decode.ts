@@ -20,6 +20,9 @@
  *   RETURN energy delivered to it, NET both (negative is export). A location with a NET meter also lists the
  *   FORWARD channel of the same meter, which is not what crossed the grid: only NET is read then.
  * - TIME_OF_USE repeats USAGE split by rate period, and is not read.
+ *
+ * decodePoll takes the parsed answer (the live poller); decodePollParts takes what is read of it (PollParts), which
+ * a long saved answer gives without being held whole (src/sources/smarthub/read.ts). Both run the one merge below.
  */
 import type { IANAZone } from "luxon";
 import { wallToUtc, zoneOf } from "../../intervals/time.js";
