@@ -400,7 +400,8 @@ describe("the bridge with a dynamic tariff", () => {
     });
     expect(by("tariffs.forgot.import")).toMatchObject({
       ok: false,
-      detail: "sensor.entsoe_average: its unit is EUR/MWh: set tariffs.forgot.import.multiply: 0.001 for a price per kWh",
+      detail:
+        "sensor.entsoe_average: its unit is EUR/MWh: set tariffs.forgot.import.multiply: 0.001 for a price per kWh",
     });
     expect(by("tariffs.gone.import")).toMatchObject({
       ok: false,
