@@ -23,6 +23,11 @@ import { recordingLog } from "./helpers/log.js";
 import { type Mosquitto, startMosquitto, until } from "./helpers/mosquitto.js";
 
 const Z = (s: string): number => Date.parse(s);
+/** An instant as Amsterdam writes it on 2026-10-25: +02:00 until 01:00 UTC, +01:00 from then on. */
+const amsterdam = (ms: number): string => {
+  const off = ms < Z("2026-10-25T01:00:00Z") ? 2 : 1;
+  return `${new Date(ms + off * 3_600_000).toISOString().slice(0, 19)}+0${off}:00`;
+};
 const dir = mkdtempSync(join(tmpdir(), "m2m-dynamic-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -56,11 +61,7 @@ describe("what price sources send", () => {
     const nordpool = [];
     for (let h = 0; h < 25; h++) {
       const start = Z("2026-10-24T22:00:00Z") + h * 3_600_000;
-      const iso = (ms: number): string => {
-        const off = ms < Z("2026-10-25T01:00:00Z") ? 2 : 1;
-        return `${new Date(ms + off * 3_600_000).toISOString().slice(0, 19)}+0${off}:00`;
-      };
-      nordpool.push({ start: iso(start), end: iso(start + 3_600_000), value: 0.1 + h / 100 });
+      nordpool.push({ start: amsterdam(start), end: amsterdam(start + 3_600_000), value: 0.1 + h / 100 });
     }
     const np = parseList(nordpool);
     expect(np.bad).toBe(0);
@@ -215,6 +216,16 @@ function expectedCost(priceOfQuarter: (q: number) => number): number {
   return cost;
 }
 
+/** One Amsterdam meter, `home`, whose tariff `dyn` takes its import price from `source`. */
+function dynamicConfig(path: string, source: Record<string, unknown>, more: Record<string, unknown>) {
+  return parseConfig({
+    ...more,
+    archive: { path, interval: 0 },
+    meters: [{ id: "home", type: "dsmr", port: "/dev/null", timezone: "Europe/Amsterdam" }],
+    tariffs: { dyn: { type: "dynamic", meters: ["home"], currency: "EUR", import: source } },
+  });
+}
+
 function archived(path: string) {
   const db = openArchiveReadOnly(path);
   try {
@@ -259,23 +270,11 @@ describe("the bridge with a dynamic tariff", () => {
 
   it("prices each quarter hour from an MQTT topic: a change, the DST night, an outage and the source's return", async () => {
     const path = join(dir, "mqtt.sqlite");
-    const cfg = parseConfig({
-      mqtt: { url: broker.url, base_topic: "m2m" },
-      archive: { path, interval: 0 },
-      meters: [{ id: "home", type: "dsmr", port: "/dev/null", timezone: "Europe/Amsterdam" }],
-      tariffs: {
-        dyn: {
-          type: "dynamic",
-          meters: ["home"],
-          currency: "EUR",
-          import: {
-            mqtt: { topic: "prices/now", path: "{{ value_json.price }}" },
-            fallback: 0.5,
-            stale_after_minutes: 75,
-          },
-        },
-      },
-    });
+    const cfg = dynamicConfig(
+      path,
+      { mqtt: { topic: "prices/now", path: "{{ value_json.price }}" }, fallback: 0.5, stale_after_minutes: 75 },
+      { mqtt: { url: broker.url, base_topic: "m2m" } },
+    );
     const clock = new ManualClock(START);
     const log = recordingLog();
     const archive = new Archive(cfg.archive, { clock, log: log.log });
@@ -419,28 +418,20 @@ describe("the bridge with a dynamic tariff", () => {
 
   it("prices from a Home Assistant entity: its list on the DST day, its state, and HA going away", async () => {
     const path = join(dir, "ha.sqlite");
-    const cfg = parseConfig({
-      archive: { path, interval: 0 },
-      homeassistant: { url: ha.url, token: ha.token },
-      meters: [{ id: "home", type: "dsmr", port: "/dev/null", timezone: "Europe/Amsterdam" }],
-      tariffs: {
-        dyn: {
-          type: "dynamic",
-          meters: ["home"],
-          currency: "EUR",
-          import: { entity: "sensor.nordpool_kwh_nl_eur_3_10_021", fallback: 0.5, stale_after_minutes: 30, add: 0.1 },
-        },
-      },
-    });
+    const cfg = dynamicConfig(
+      path,
+      { entity: "sensor.nordpool_kwh_nl_eur_3_10_021", fallback: 0.5, stale_after_minutes: 30, add: 0.1 },
+      { homeassistant: { url: ha.url, token: ha.token } },
+    );
     // The day's prices as the Nord Pool integration keeps them: hourly, local offsets, the 02:00 hour twice.
-    const iso = (ms: number): string => {
-      const off = ms < Z("2026-10-25T01:00:00Z") ? 2 : 1;
-      return `${new Date(ms + off * 3_600_000).toISOString().slice(0, 19)}+0${off}:00`;
-    };
     const raw = (hours: number) =>
       Array.from({ length: hours }, (_, h) => {
         const s = Z("2026-10-24T22:00:00Z") + h * 3_600_000;
-        return { start: iso(s), end: iso(s + 3_600_000), value: Math.round((0.05 + h * 0.01) * 1000) / 1000 };
+        return {
+          start: amsterdam(s),
+          end: amsterdam(s + 3_600_000),
+          value: Math.round((0.05 + h * 0.01) * 1000) / 1000,
+        };
       });
     // Only the first 4 hours of the day listed (up to 02:00 UTC); the state carries the price after that.
     ha.setState("sensor.nordpool_kwh_nl_eur_3_10_021", "0.17", { unit_of_measurement: "EUR/kWh", raw_today: raw(4) });
