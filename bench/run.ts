@@ -126,7 +126,7 @@ meters: [{id: p1, type: dsmr, port: "${pty.device}", baud: 115200}]
     lat.sort((a, b) => a - b);
     print(
       `latency pty → MQTT subscriber (${lat.length} telegrams)`,
-      `p50 ${percentile(lat, 50).toFixed(2)} ms, p90 ${percentile(lat, 90).toFixed(2)} ms, p99 ${percentile(lat, 99).toFixed(2)} ms, max ${lat.at(-1)!.toFixed(2)} ms; ${lat.filter((x) => x > 5).length} over 5 ms (${count - lat.length} missing)`,
+      `p50 ${percentile(lat, 50).toFixed(2)} ms, p90 ${percentile(lat, 90).toFixed(2)} ms, p99 ${percentile(lat, 99).toFixed(2)} ms, max ${lat.at(-1)!.toFixed(2)} ms; ${lat.filter((x) => x > 5).length} over 5 ms (${telegrams.length - 21 - lat.length} missing)`,
     );
     const status = readFileSync(`/proc/${bridge.pid}/status`, "utf8");
     const hwm = /VmHWM:\s+(\d+) kB/.exec(status)?.[1];
