@@ -40,18 +40,20 @@ function problem(i: Interval, now: number): string | undefined {
   return checkInterval(i, now);
 }
 
-export function toRows(batch: IntervalBatch): { rows: IntervalRow[]; rejected: string[] } {
+export function toRows(batch: IntervalBatch): { rows: IntervalRow[]; rejected: string[]; rejectedAt: number[] } {
   const dayOf = dayFinder(batch.timezone);
   // The data cannot be newer than when they were received, nor than now (a file's receivedAt may be its mtime).
   const now = Math.max(batch.receivedAt, Date.now());
   const received = iso(batch.receivedAt);
   const rows: IntervalRow[] = [];
   const rejected: string[] = [];
-  for (const i of batch.intervals) {
+  const rejectedAt: number[] = [];
+  batch.intervals.forEach((i, at) => {
     const why = problem(i, now);
     if (why) {
       rejected.push(`${batch.meterId}: interval not stored, ${why}`);
-      continue;
+      rejectedAt.push(at);
+      return;
     }
     const revision = i.revision === undefined ? Number.NaN : Date.parse(i.revision);
     rows.push({
@@ -64,8 +66,8 @@ export function toRows(batch: IntervalBatch): { rows: IntervalRow[]; rejected: s
       cost: i.cost ?? null,
       revisedAt: Number.isFinite(revision) ? iso(revision) : received,
     });
-  }
-  return { rows, rejected };
+  });
+  return { rows, rejected, rejectedAt };
 }
 
 export interface MeterSummary {
@@ -99,7 +101,7 @@ export class IntervalPipeline {
 
   async ingest(batch: IntervalBatch): Promise<IngestResult> {
     const now = this.clock.now();
-    const { rows, rejected } = toRows(batch);
+    const { rows, rejected, rejectedAt } = toRows(batch);
     for (const r of rejected.slice(0, 5)) this.log.warn(r);
     if (rejected.length > 5) this.log.warn(`${batch.meterId}: … and ${rejected.length - 5} more intervals not stored`);
     const message: IntervalBatchRows = {
@@ -111,11 +113,13 @@ export class IntervalPipeline {
       origin: batch.origin ?? null,
       errors: (batch.errors ?? 0) + rejected.length,
       cursor: batch.cursor ?? null,
+      earlier: batch.earlier ?? null,
     };
     const r = await this.archive.call("importBatch", message);
     const result: IngestResult = {
       intervals: batch.intervals.length,
       rejected,
+      rejectedAt,
       revisions: r.revisions,
       changed: r.changed,
       seenBefore: r.seenBefore,

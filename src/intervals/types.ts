@@ -19,6 +19,8 @@ export interface IntervalBatch {
   errors?: number;
   /** Advanced in the same transaction as the intervals are stored: a mailbox is never read past unsaved data. */
   cursor?: ImapCursor;
+  /** What earlier batches of the same origin (a big file stored in parts) held, counted with this one's. */
+  earlier?: { intervals: number; revisions: number };
 }
 
 export interface ImapCursor {
@@ -35,6 +37,8 @@ export interface IngestResult {
   intervals: number;
   /** Why each interval that failed the value check (src/model/plausible.ts) was not stored. */
   rejected: string[];
+  /** Where each of those is in the batch's intervals (indexes, in the order of `rejected`). */
+  rejectedAt: number[];
   /** New revisions stored (0 when the batch was imported before). */
   revisions: number;
   /** Intervals whose current value changed (new, or revised with the newest revision). */
@@ -66,6 +70,7 @@ export interface IntervalBatchRows {
   origin: string | null;
   errors: number;
   cursor: ImapCursor | null;
+  earlier: { intervals: number; revisions: number } | null;
 }
 
 /** Energy of one direction in one UTC hour, from the current intervals. */

@@ -120,7 +120,15 @@ export function intervalStore(db: Database.Database) {
     }
     meterZone.run(b.meterId, b.timezone);
     if (b.origin !== null)
-      originInsert.run(b.meterId, b.origin, b.receivedAt, b.importedAt, b.rows.length, revisions, b.errors);
+      originInsert.run(
+        b.meterId,
+        b.origin,
+        b.receivedAt,
+        b.importedAt,
+        b.rows.length + (b.earlier?.intervals ?? 0),
+        revisions + (b.earlier?.revisions ?? 0),
+        b.errors,
+      );
     const c = b.cursor;
     if (c) cursorSet.run(c.meterId, c.account, c.mailbox, c.uidValidity, c.lastUid, b.importedAt);
     return { revisions, changed, firstChanged, seenBefore };

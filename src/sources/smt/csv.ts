@@ -332,7 +332,7 @@ export function parseSmtCsv(text: string | Buffer, opts: SmtParseOptions): SmtPa
 export async function* streamSmtCsv(
   input: AsyncIterable<Buffer | string>,
   opts: SmtParseOptions,
-): AsyncIterable<{ interval: SmtInterval } | { error: RowError } | { warning: string }> {
+): AsyncIterable<{ interval: SmtInterval; line: number } | { error: RowError } | { warning: string }> {
   const reader = new SmtCsvReader(opts, false);
   const parser = parse(CSV_OPTIONS);
   const feed = (async () => {
@@ -347,7 +347,7 @@ export async function* streamSmtCsv(
   for await (const { record, info } of parser as AsyncIterable<{ record: string[]; info: { lines: number } }>) {
     const interval = reader.push(record, info.lines);
     while (reported < reader.result.errors.length) yield { error: reader.result.errors[reported++]! };
-    if (interval) yield { interval };
+    if (interval) yield { interval, line: info.lines };
   }
   await feed;
   const result = reader.finish();

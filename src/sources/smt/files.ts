@@ -71,7 +71,9 @@ export async function importFile(
   if (opts.skipImported && (await pipeline.imported(target.meterId, origin)))
     return { file: path, intervals: 0, revisions: 0, changed: 0, errors: [], warnings: [], skipped: true };
   const report: FileReport = { file: path, intervals: 0, revisions: 0, changed: 0, errors: [], warnings: [] };
-  const store = async (intervals: SmtInterval[], last: boolean): Promise<void> => {
+  // Intervals stored so far (not those the value check kept out), for the file's record with the last part.
+  let stored = 0;
+  const store = async (intervals: SmtInterval[], lines: number[], last: boolean): Promise<void> => {
     const r = await pipeline.ingest({
       meterId: target.meterId,
       timezone: target.timezone,
@@ -79,15 +81,20 @@ export async function importFile(
       receivedAt: Math.trunc(s.mtimeMs),
       origin: last ? origin : undefined,
       errors: last ? report.errors.length : 0,
+      earlier: last ? { intervals: stored, revisions: report.revisions } : undefined,
     });
+    stored += r.intervals - r.rejected.length;
     report.intervals += r.intervals;
     report.revisions += r.revisions;
     report.changed += r.changed;
     // Rows the shared value check (src/model/plausible.ts) kept out of the archive count as rejected too.
-    for (const reason of r.rejected) report.errors.push({ file: path, line: 0, reason });
+    r.rejected.forEach((reason, k) =>
+      report.errors.push({ file: path, line: lines[r.rejectedAt[k] as number] ?? 0, reason }),
+    );
   };
   const size = opts.chunk ?? IMPORT_CHUNK;
   let chunk: SmtInterval[] = [];
+  let lines: number[] = [];
   const rows = streamSmtCsv(createReadStream(path), {
     file: path,
     meterId: target.meterId,
@@ -97,13 +104,15 @@ export async function importFile(
   for await (const item of rows) {
     if ("interval" in item) {
       chunk.push(item.interval);
+      lines.push(item.line);
       if (chunk.length >= size) {
-        await store(chunk, false);
+        await store(chunk, lines, false);
         chunk = [];
+        lines = [];
       }
     } else if ("error" in item) report.errors.push(item.error);
     else report.warnings.push(item.warning);
   }
-  await store(chunk, true);
+  await store(chunk, lines, true);
   return report;
 }
