@@ -88,9 +88,9 @@ export async function importFile(
     report.revisions += r.revisions;
     report.changed += r.changed;
     // Rows the shared value check (src/model/plausible.ts) kept out of the archive count as rejected too.
-    r.rejected.forEach((reason, k) =>
-      report.errors.push({ file: path, line: lines[r.rejectedAt[k] as number] ?? 0, reason }),
-    );
+    r.rejected.forEach((reason, k) => {
+      report.errors.push({ file: path, line: lines[r.rejectedAt[k] as number] ?? 0, reason });
+    });
   };
   const size = opts.chunk ?? IMPORT_CHUNK;
   let chunk: SmtInterval[] = [];
