@@ -1,7 +1,7 @@
 import Database from "better-sqlite3";
 import { Bus } from "./bus.js";
 import type { Config } from "./config/schema.js";
-import { createDeriver } from "./derived/index.js";
+import { createDeriver, type MonthPeak, monthPeaksFromArchive } from "./derived/index.js";
 import {
   type MeterMemory,
   memoryFromArchive,
@@ -121,13 +121,24 @@ export class App {
     this.tariffs.startPrices(this.archive);
     this.startStatistics();
 
-    this.trackReplacements();
+    // What the meters were at when the bridge last stopped: one read of the archive for both.
+    const meters = cfg.meters.map((m) => ({ id: m.id, timezone: "timezone" in m ? m.timezone : undefined }));
+    let memory: Map<string, MeterMemory> | undefined;
+    let peaks = new Map<string, MonthPeak>();
+    if (this.archive) {
+      const db = openArchiveReadOnly(cfg.archive.path);
+      try {
+        memory = memoryFromArchive(db);
+        peaks = monthPeaksFromArchive(db, meters, this.clock.now());
+      } finally {
+        db.close();
+      }
+    }
+    this.trackReplacements(memory);
     // Derived quantities are added as a bus step rather than by a subscriber re-emitting: every output (and the
-    // load advisor) then sees one enriched reading, in order, and a new output gets them without asking.
-    this.bus.transform(
-      "reading",
-      createDeriver(cfg.meters.map((m) => ({ id: m.id, timezone: "timezone" in m ? m.timezone : undefined }))),
-    );
+    // load advisor) then sees one enriched reading, in order, and a new output gets them without asking. The
+    // computed month peak carries on from the archive rather than starting over with each start.
+    this.bus.transform("reading", createDeriver(meters.map((m) => ({ ...m, peak: peaks.get(m.id) }))));
     this.bus.transform("reading", this.tariffs.coster());
     this.startCapacity();
     this.startInflux();
@@ -162,17 +173,8 @@ export class App {
    * archive, and sent to HA as the registers' last_reset. Runs first, so nothing downstream sees a fallen register
    * that is still undecided.
    */
-  private trackReplacements(): void {
-    let memory: Map<string, MeterMemory> | undefined;
+  private trackReplacements(memory: Map<string, MeterMemory> | undefined): void {
     const path = this.archive ? this.config.archive.path : undefined;
-    if (path) {
-      const db = openArchiveReadOnly(path);
-      try {
-        memory = memoryFromArchive(db);
-      } finally {
-        db.close();
-      }
-    }
     const log = createLogger("meters");
     const tracker = new ReplacementTracker({
       log,

@@ -207,3 +207,66 @@ describe("the bus step", () => {
     expect(got).toEqual([sent]);
   });
 });
+
+describe("the month's computed peak across a restart", () => {
+  it("carries on from the archive: a lower quarter keeps it, a higher one replaces it, a new month starts over", async () => {
+    const { mkdtempSync, rmSync } = await import("node:fs");
+    const { tmpdir } = await import("node:os");
+    const { join } = await import("node:path");
+    const { Archive, openArchiveReadOnly } = await import("../src/outputs/archive/index.js");
+    const { monthPeaksFromArchive } = await import("../src/derived/index.js");
+    const dir = mkdtempSync(join(tmpdir(), "m2m-peak-"));
+    try {
+      // The first run: 4 kW for one quarter (10:00–10:15), then 1 kW; the archive keeps what the bridge computed.
+      const path = join(dir, "a.sqlite");
+      const archive = new Archive({ enabled: true, path, interval: 0 });
+      await archive.start();
+      const first = createDeriver([{ id: "m", timezone: "Europe/Brussels" }]);
+      let kwh = 100;
+      for (let t = T("09:59:00"); t <= T("10:40:00"); t += 60_000) {
+        kwh += (t <= T("10:15:00") ? 4000 : 1000) / 60_000;
+        archive.add(first(at("m", t, { energy_import_kwh: Math.round(kwh * 1e6) / 1e6 })));
+      }
+      await archive.stop();
+      const db = openArchiveReadOnly(path);
+      const peaks = monthPeaksFromArchive(
+        db,
+        [{ id: "m", timezone: "Europe/Brussels" }, { id: "none" }],
+        T("11:00:00"),
+      );
+      db.close();
+      expect(peaks.get("m")?.at).toBe(T("10:15:00"));
+      expect(peaks.get("m")?.w).toBeCloseTo(4000, -1);
+      expect(peaks.has("none")).toBe(false);
+
+      // The second run: the peak is there from the first reading on, and a 2 kW quarter does not lower it.
+      const again = createDeriver([{ id: "m", timezone: "Europe/Brussels", peak: peaks.get("m") }]);
+      const r0 = again(at("m", T("11:00:00"), { energy_import_kwh: 200 }));
+      expect(r0.values.demand_month_peak_w).toBe(Math.round(peaks.get("m")?.w as number));
+      expect(r0.values.demand_month_peak_at).toBe("2026-03-10T10:15:00.000Z");
+      again(at("m", T("11:15:00"), { energy_import_kwh: 200.5 }));
+      const r2 = again(at("m", T("11:16:00"), { energy_import_kwh: 200.52 }));
+      expect(r2.values.demand_month_peak_w).toBe(Math.round(peaks.get("m")?.w as number));
+      // About 6 kW for most of the next quarter, a reading a minute: the new peak.
+      let r3 = r2;
+      for (let m = 17; m <= 31; m++) {
+        const t = T("11:00:00") + m * 60_000;
+        const e =
+          200.5 +
+          0.02 +
+          Math.max(0, Math.min(t, T("11:30:00")) - T("11:16:00")) / 600_000 +
+          (t > T("11:30:00") ? 0.01 : 0);
+        r3 = again(at("m", t, { energy_import_kwh: Math.round(e * 1e6) / 1e6 }));
+      }
+      // 11:15–11:30: 0.02 kWh in its first minute, then 0.1 kWh a minute for 14 minutes.
+      expect(r3.values.demand_month_peak_w).toBe(Math.round((0.02 + 14 * 0.1) * 4000));
+      expect(r3.values.demand_month_peak_at).toBe("2026-03-10T11:30:00.000Z");
+      // A restored peak of last month is not this month's.
+      const next = createDeriver([{ id: "m", timezone: "Europe/Brussels", peak: { w: 9000, at: T("10:15:00") } }]);
+      const r4 = next(at("m", T("00:10:00", "2026-04-01"), { energy_import_kwh: 300 }));
+      expect(r4.values.demand_month_peak_w).toBeUndefined();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -10,6 +10,8 @@
  *
  * A value the meter sends always wins over the bridge's: the meter's is the one the grid operator bills.
  */
+import type Database from "better-sqlite3";
+import { DateTime } from "luxon";
 import type { Reading } from "../model/types.js";
 import { MAX_INTERPOLATION_GAP_MS, projectQuarter, QuarterHourDemand, quarterStart } from "./quarter-hour.js";
 
@@ -20,6 +22,38 @@ export {
   QuarterHourDemand,
   quarterStart,
 } from "./quarter-hour.js";
+
+/** A month's peak quarter hour: its average (W) and its end (UTC ms). */
+export interface MonthPeak {
+  w: number;
+  at: number;
+}
+
+/**
+ * Each meter's newest archived month peak of the current month (in the meter's zone), to carry on after a restart.
+ * One indexed look-up per meter, newest first.
+ */
+export function monthPeaksFromArchive(
+  db: Database.Database,
+  meters: readonly { id: string; timezone?: string }[],
+  now: number,
+): Map<string, MonthPeak> {
+  const out = new Map<string, MonthPeak>();
+  const stmt = db.prepare<[string, string]>(
+    `SELECT demand_month_peak_w AS w, demand_month_peak_at AS at FROM readings
+      WHERE meter_id = ? AND time >= ? AND demand_month_peak_w IS NOT NULL AND demand_month_peak_at IS NOT NULL
+      ORDER BY time DESC LIMIT 1`,
+  );
+  for (const m of meters) {
+    const monthStart = DateTime.fromMillis(now, { zone: m.timezone ?? "UTC" })
+      .startOf("month")
+      .toMillis();
+    const row = stmt.get(m.id, new Date(monthStart).toISOString()) as { w: number; at: string } | undefined;
+    const at = row ? Date.parse(row.at) : Number.NaN;
+    if (row && Number.isFinite(row.w) && at > monthStart && at <= now) out.set(m.id, { w: row.w, at });
+  }
+  return out;
+}
 
 /** The register the quarter-hours are computed from: the meter's, else the RAVEn's estimate from demand. */
 const ENERGY_SOURCES = ["energy_import_kwh", "energy_import_estimated_kwh"] as const;
@@ -37,8 +71,9 @@ export class MeterDerivation {
   private demand?: { t: number; w: number };
   private import?: { t: number; w: number };
 
-  constructor(timezone?: string) {
+  constructor(timezone?: string, peak?: MonthPeak) {
     this.quarter = new QuarterHourDemand(timezone);
+    if (peak) this.quarter.restorePeak(peak.w, peak.at);
   }
 
   /** The values `r` lacks that can be computed now (never one it has). */
@@ -91,13 +126,16 @@ export class MeterDerivation {
  * For the bus: a reading in, the same reading with the derived values added out (a new object; the source's
  * is left as it was). Meters are told apart by id; each keeps its own quarter-hour.
  */
-export function createDeriver(meters: readonly { id: string; timezone?: string }[]): (r: Reading) => Reading {
+export function createDeriver(
+  meters: readonly { id: string; timezone?: string; peak?: MonthPeak }[],
+): (r: Reading) => Reading {
   const zones = new Map(meters.map((m) => [m.id, m.timezone]));
+  const peaks = new Map(meters.map((m) => [m.id, m.peak]));
   const byMeter = new Map<string, MeterDerivation>();
   return (r) => {
     let d = byMeter.get(r.meterId);
     if (!d) {
-      d = new MeterDerivation(zones.get(r.meterId));
+      d = new MeterDerivation(zones.get(r.meterId), peaks.get(r.meterId));
       byMeter.set(r.meterId, d);
     }
     const extra = d.derive(r);

@@ -66,6 +66,15 @@ export class QuarterHourDemand {
     return out;
   }
 
+  /**
+   * The month's peak as it stood before the bridge restarted (`at`: the end of that quarter hour), so that the
+   * computed peak does not start over with each start. Ignored once a higher quarter has been seen.
+   */
+  restorePeak(w: number, at: number): void {
+    const month = this.monthOf(at - QUARTER_MS);
+    if (!this.peak || this.peak.month !== month || w > this.peak.w) this.peak = { month, w, at };
+  }
+
   private completed(start: number, averageW: number): void {
     const month = this.monthOf(start);
     if (!this.peak || this.peak.month !== month || averageW > this.peak.w)
