@@ -11,7 +11,8 @@ import { VERSION } from "./version.js";
 const USAGE = `meter2mqtt ${VERSION}: smart meters to Home Assistant over MQTT, with a SQLite archive
 
 Usage:
-  meter2mqtt run [--config FILE]        the bridge (without --config: /data/options.json, as the app in HA)
+  meter2mqtt run [--config FILE]        the bridge (without --config: /data/options.json as the app in HA,
+                                        else meter2mqtt.yaml in the current folder)
   meter2mqtt demo [--interval MS] [--web [--web-port N]]
                                         replays bundled captures through the whole pipeline with an
                                         embedded MQTT broker and an archive under ./data; --web serves

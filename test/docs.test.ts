@@ -8,10 +8,12 @@
  * - the Grafana dashboard parses and asks only for measurements, fields and tags the influx output writes.
  */
 import { execFile } from "node:child_process";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join, posix } from "node:path";
+import { pathToFileURL } from "node:url";
 import { promisify } from "node:util";
-import { describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse as parseYaml } from "yaml";
 import { generated } from "../scripts/docs/build.js";
 import { addonToConfig, mergeYaml } from "../src/addon/index.js";
@@ -284,6 +286,95 @@ describe("commands shown", () => {
       const { stdout } = await run(process.execPath, ["--import", "tsx", "src/cli.ts", ...c.argv], { cwd: ROOT });
       expect(stdout.split("\n").filter(Boolean).length).toBeGreaterThan(0);
       JSON.parse(stdout.split("\n")[0]!);
+    });
+});
+
+// ── report and export, run as shown ─────────────────────────────────────────────────────────────────────────────
+
+/** `$ meter2mqtt …` lines of text blocks and the lines they print, up to the next prompt or the block's end. */
+function transcripts(): { at: string; argv: string[]; printed: string[] }[] {
+  const out: { at: string; argv: string[]; printed: string[] }[] = [];
+  for (const b of ALL.filter((x) => x.lang === "text")) {
+    const lines = b.text.split("\n");
+    lines.forEach((l, i) => {
+      if (!l.startsWith("$ meter2mqtt ")) return;
+      const printed: string[] = [];
+      for (let j = i + 1; j < lines.length && !(lines[j] as string).startsWith("$ "); j++)
+        printed.push(lines[j] as string);
+      out.push({ at: where(b), argv: l.slice("$ meter2mqtt ".length).trim().split(/\s+/), printed });
+    });
+  }
+  return out;
+}
+
+/** tsx's loader by its file, for a command run in a folder of its own. */
+const TSX = pathToFileURL(join(ROOT, "node_modules/tsx/dist/loader.mjs")).href;
+
+describe("report and export commands shown", () => {
+  // In a folder with meter2mqtt.yaml (and config.yaml, which one example names) holding the meters the pages use,
+  // and an archive with a day of the Amsterdam meter's readings: each command runs as a user would type it.
+  const dir = mkdtempSync(join(tmpdir(), "m2m-docs-cmd-"));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const config = [
+    `archive: {path: ${JSON.stringify(join(dir, "meter2mqtt.sqlite"))}}`,
+    "meters:",
+    "  - {id: home, type: dsmr, port: /dev/ttyUSB0, timezone: Europe/Amsterdam}",
+    `  - {id: texas, type: smt, folder: ${JSON.stringify(dir)}}`,
+    "tariffs:",
+    "  home: {meters: [home], currency: EUR, import: 0.3, export: 0.08, daily_charge: 0.72}",
+  ].join("\n");
+  writeFileSync(join(dir, "meter2mqtt.yaml"), config);
+  writeFileSync(join(dir, "config.yaml"), config);
+  beforeAll(async () => {
+    // A day of readings every 5 minutes, so the exports have something to write.
+    const { Archive } = await import("../src/outputs/archive/index.js");
+    const archive = new Archive({ enabled: true, path: join(dir, "meter2mqtt.sqlite"), interval: 0 });
+    await archive.start();
+    for (let i = 0; i < 288; i++)
+      archive.add({
+        meterId: "home",
+        time: Date.parse("2025-03-10T00:00:00Z") + i * 300_000,
+        values: { energy_import_kwh: 1000 + i * 0.02, power_import_w: 240 },
+      });
+    await archive.stop();
+  });
+  const cli = (argv: string[]) =>
+    run(process.execPath, ["--import", TSX, join(ROOT, "src/cli.ts"), ...argv], { cwd: dir }).then(
+      (r) => ({ code: 0, stdout: r.stdout, stderr: r.stderr }),
+      (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, stdout: e.stdout, stderr: e.stderr }),
+    );
+  const shown = commands().filter(
+    (c) =>
+      (c.argv[0] === "report" || c.argv[0] === "export") &&
+      !c.argv.includes("--backfill") &&
+      !c.argv.some((a) => a.includes("…") || a.includes("|") || a.startsWith("[")),
+  );
+
+  it("are there", () => expect(shown.length + transcripts().length).toBeGreaterThan(3));
+
+  for (const c of shown)
+    it(`${c.at}: meter2mqtt ${c.argv.join(" ")} runs`, async () => {
+      const r = await cli(c.argv);
+      expect(r.stderr).not.toMatch(/^meter2mqtt: /m);
+      expect(r.code).toBe(0);
+      // What it says it did: the day of readings the folder's archive has for home in March 2025.
+      if (c.argv.includes("home") && !c.argv.includes("--format"))
+        expect(r.stderr).toBe("home: 288 reading(s) exported\n");
+    });
+
+  for (const t of transcripts().filter((x) => x.argv[0] === "report" || x.argv[0] === "export"))
+    it(`${t.at}: meter2mqtt ${t.argv.join(" ")} prints what the page shows`, async () => {
+      const r = await cli(t.argv);
+      const errorShown = t.printed[0]?.startsWith("meter2mqtt: ");
+      if (errorShown) {
+        // An error example: the very line, and exit status 2.
+        expect(r.stderr.trim()).toBe(t.printed.join("\n").trim());
+        expect(r.code).toBe(2);
+      } else {
+        // A report: it runs, and its heading is the page's (the figures depend on the page's example data).
+        expect(r.code).toBe(0);
+        expect(r.stdout.split("\n")[0]).toBe(t.printed[0]);
+      }
     });
 });
 

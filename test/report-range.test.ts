@@ -126,4 +126,24 @@ describe("the CLI with a bad range", () => {
     expect(db.prepare("SELECT count(*) AS n FROM tariff_slots").get()).toEqual({ n: 0 });
     db.close();
   });
+
+  it("export before the bridge ever ran: one line naming the archive's path, and no file made", () => {
+    const missing = join(dir, "none.json");
+    writeFileSync(
+      missing,
+      JSON.stringify({
+        archive: { path: join(dir, "never.sqlite") },
+        meters: [{ id: "home", type: "dsmr", port: "/dev/ttyUSB0" }],
+      }),
+    );
+    const r = spawnSync(process.execPath, ["--import", "tsx", "src/cli.ts", "export", "--config", missing], {
+      cwd: ROOT,
+      encoding: "utf8",
+    });
+    expect(r.status).toBe(2);
+    expect(r.stderr.trimEnd().split("\n")).toEqual([
+      `meter2mqtt: export: there is no archive at ${join(dir, "never.sqlite")} (archive.path) yet: the bridge makes it when it first runs`,
+    ]);
+    expect(existsSync(join(dir, "never.sqlite"))).toBe(false);
+  });
 });

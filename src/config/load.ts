@@ -72,12 +72,16 @@ export function parseConfig(input: unknown, source = "config"): Config {
   return result.data;
 }
 
-/** Reads a YAML (or JSON) file; without a path, the add-on's /data/options.json. */
+/** The file read when no --config is given outside the app: in the folder the command runs in. */
+export const DEFAULT_CONFIG = "meter2mqtt.yaml";
+
+/** Reads a YAML (or JSON) file; without a path, the add-on's /data/options.json, else ./meter2mqtt.yaml. */
 export function loadConfig(path?: string): { config: Config; source: string } {
-  const file = path ?? (existsSync(ADDON_OPTIONS) ? ADDON_OPTIONS : undefined);
+  const file =
+    path ?? (existsSync(ADDON_OPTIONS) ? ADDON_OPTIONS : existsSync(DEFAULT_CONFIG) ? DEFAULT_CONFIG : undefined);
   if (!file)
     throw new ConfigError(
-      `no configuration: pass --config FILE (or run as the Home Assistant app, which has ${ADDON_OPTIONS})`,
+      `no configuration: pass --config FILE or put ${DEFAULT_CONFIG} in this folder (the Home Assistant app has ${ADDON_OPTIONS})`,
     );
   let text: string;
   try {

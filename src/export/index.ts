@@ -3,7 +3,7 @@
  * with --backfill the archive's history sent to the configured InfluxDB / VictoriaMetrics (`influx:`), so that a
  * series there starts where the archive starts and not on the day the output was switched on.
  */
-import { createWriteStream } from "node:fs";
+import { createWriteStream, existsSync } from "node:fs";
 import { parseArgs } from "node:util";
 import type Database from "better-sqlite3";
 import { ConfigError } from "../config/load.js";
@@ -267,12 +267,22 @@ export async function runExport(args: string[]): Promise<number> {
   if (!config.archive.enabled) throw new ConfigError("export: the archive is disabled (archive.enabled: false)");
   if (values.data !== undefined && values.data !== "readings" && values.data !== "intervals")
     throw new ConfigError(`export: --data ${values.data}: expected readings or intervals`);
+  // Everything the command line says is checked before the archive is opened.
+  const format = values.format;
+  if (!values.backfill && format !== "csv" && format !== "line")
+    throw new ConfigError(`export: --format ${format}: expected csv or line`);
+  if (values.backfill && !config.influx)
+    throw new ConfigError("export --backfill: configure influx: (url, version, …) first");
+  const meters =
+    values.meter || !values.backfill ? [pickMeter(config, values.meter, "export")] : calendarMeters(config);
+  const range = exportRange(meters[0]?.timezone ?? "UTC", values.from, values.to);
+  if (!existsSync(config.archive.path))
+    throw new ConfigError(
+      `export: there is no archive at ${config.archive.path} (archive.path) yet: the bridge makes it when it first runs`,
+    );
   const db = openReadOnly(config.archive.path);
   try {
-    if (values.backfill) {
-      if (!config.influx) throw new ConfigError("export --backfill: configure influx: (url, version, …) first");
-      const meters = values.meter ? [pickMeter(config, values.meter, "export")] : calendarMeters(config);
-      const range = exportRange(meters[0]?.timezone ?? "UTC", values.from, values.to);
+    if (values.backfill && config.influx) {
       process.stderr.write(`backfill to ${describeUrl(config.influx.url)}\n`);
       try {
         for (const r of await backfill(db, meters, config.influx, range, { progress: process.stderr }))
@@ -283,14 +293,10 @@ export async function runExport(args: string[]): Promise<number> {
       }
       return 0;
     }
-    const format = values.format;
-    if (format !== "csv" && format !== "line")
-      throw new ConfigError(`export: --format ${format}: expected csv or line`);
-    const meter = pickMeter(config, values.meter, "export");
-    const range = exportRange(meter.timezone, values.from, values.to);
+    const meter = meters[0] as CalendarMeter;
     const data = (values.data as DataKind | undefined) ?? dataOf(db, meter.id);
     const out = values.output ? createWriteStream(values.output) : process.stdout;
-    const n = await writeExport(db, meter, data, format, range, out, config.influx?.measurement);
+    const n = await writeExport(db, meter, data, format as "csv" | "line", range, out, config.influx?.measurement);
     if (values.output)
       await new Promise<void>((resolve, reject) => out.end((err?: Error) => (err ? reject(err) : resolve())));
     process.stderr.write(`${meter.id}: ${n} ${data === "readings" ? "reading(s)" : "interval(s)"} exported\n`);
