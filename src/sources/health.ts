@@ -1,5 +1,5 @@
 import type { Bus } from "../bus.js";
-import type { Transport } from "../transports/index.js";
+import { createTransport, type SerialSettings, type Transport } from "../transports/index.js";
 import type { Clock, Timer } from "../util/clock.js";
 import type { Logger } from "../util/log.js";
 
@@ -133,4 +133,46 @@ export class SourceHealth {
       this.scheduleStatus();
     }, this.o.statusEveryMs ?? 60_000);
   }
+}
+
+/**
+ * The connection and health of a meter read live through a port (DSMR, HAN), set up alike: a serial port, a TCP
+ * dongle or a capture replayed (`file:`, which never times out), and the health that watches it.
+ */
+export function livePort(
+  cfg: { id: string; port: string; timeout: number; replay_interval_ms: number; replay_loop: boolean },
+  bus: Bus,
+  how: {
+    clock: Clock;
+    log: Logger;
+    /** A transport of the caller's (tests); else one for `cfg.port`. */
+    transport?: Transport;
+    serial: SerialSettings;
+    /** Cuts a capture into the frames replayed one per interval. */
+    split: (whole: Buffer) => Buffer[];
+    frame: string;
+    statusEveryMs?: number;
+  },
+): { transport: Transport; health: SourceHealth; replay: boolean } {
+  const replay = cfg.port.startsWith("file:");
+  const transport =
+    how.transport ??
+    createTransport(cfg.port, {
+      serial: how.serial,
+      idleTimeoutMs: replay ? 0 : cfg.timeout * 1000,
+      replay: { intervalMs: cfg.replay_interval_ms, loop: cfg.replay_loop, split: how.split },
+      clock: how.clock,
+      log: how.log,
+    });
+  const health = new SourceHealth({
+    meterId: cfg.id,
+    bus,
+    clock: how.clock,
+    log: how.log,
+    transport,
+    frame: how.frame,
+    timeoutS: replay ? 0 : cfg.timeout,
+    statusEveryMs: how.statusEveryMs,
+  });
+  return { transport, health, replay };
 }

@@ -1,11 +1,11 @@
 import type { Bus } from "../../bus.js";
 import type { DsmrMeterConfig } from "../../config/schema.js";
 import type { Reading } from "../../model/types.js";
-import { createTransport, DSMR_SERIAL, SerialTransport, type Transport } from "../../transports/index.js";
+import { DSMR_SERIAL, SerialTransport, type Transport } from "../../transports/index.js";
 import { type Clock, systemClock, type Timer } from "../../util/clock.js";
 import { createLogger, type Logger } from "../../util/log.js";
 import { keyBytes } from "../glo-cipher.js";
-import { SourceHealth } from "../health.js";
+import { livePort, type SourceHealth } from "../health.js";
 import { ShareServer } from "../share.js";
 import type { Telegram } from "./decode.js";
 import { splitTelegrams } from "./framer.js";
@@ -71,25 +71,15 @@ export class DsmrSource {
       key: keyBytes(cfg.key),
       aad: keyBytes(cfg.aad),
     });
-    this.transport =
-      opts.transport ??
-      createTransport(cfg.port, {
-        serial: cfg.baud === 9600 ? DSMR_SERIAL.legacy : DSMR_SERIAL.v4plus,
-        idleTimeoutMs: cfg.port.startsWith("file:") ? 0 : cfg.timeout * 1000,
-        replay: { intervalMs: cfg.replay_interval_ms, loop: cfg.replay_loop, split: splitTelegrams },
-        clock: this.clock,
-        log: this.log,
-      });
-    this.health = new SourceHealth({
-      meterId: cfg.id,
-      bus,
+    ({ transport: this.transport, health: this.health } = livePort(cfg, bus, {
       clock: this.clock,
       log: this.log,
-      transport: this.transport,
+      transport: opts.transport,
+      serial: cfg.baud === 9600 ? DSMR_SERIAL.legacy : DSMR_SERIAL.v4plus,
+      split: splitTelegrams,
       frame: "telegram",
-      timeoutS: cfg.port.startsWith("file:") ? 0 : cfg.timeout,
       statusEveryMs: opts.statusEveryMs,
-    });
+    }));
     this.share = ShareServer.of(cfg.share, this.log);
     this.transport.on("data", (chunk) => this.onData(chunk));
     this.transport.on("open", () => {

@@ -1,12 +1,12 @@
 import type { Bus } from "../../bus.js";
 import type { HanMeterConfig } from "../../config/schema.js";
 import type { MeterInfo, Reading } from "../../model/types.js";
-import { createTransport, type SerialSettings, SerialTransport, type Transport } from "../../transports/index.js";
+import { type SerialSettings, SerialTransport, type Transport } from "../../transports/index.js";
 import { formatSerial } from "../../transports/serial.js";
 import { type Clock, systemClock, type Timer } from "../../util/clock.js";
 import { createLogger, type Logger } from "../../util/log.js";
 import { keyBytes } from "../glo-cipher.js";
-import { SourceHealth } from "../health.js";
+import { livePort, type SourceHealth } from "../health.js";
 import { HexText, looksLikeHex } from "../hex-input.js";
 import { ShareServer } from "../share.js";
 import { splitCapture } from "./capture.js";
@@ -89,32 +89,25 @@ export class HanSource {
     this.id = cfg.id;
     this.clock = opts.clock ?? systemClock;
     this.log = opts.log ?? createLogger(`han:${cfg.id}`);
-    this.replay = cfg.port.startsWith("file:");
     this.stream = new HanStream({
       timezone: cfg.timezone,
       key: keyBytes(cfg.key),
       aad: keyBytes(cfg.aad),
       framing: cfg.framing,
     });
-    this.transport =
-      opts.transport ??
-      createTransport(cfg.port, {
-        serial: hanSerial(cfg),
-        idleTimeoutMs: this.replay ? 0 : cfg.timeout * 1000,
-        replay: { intervalMs: cfg.replay_interval_ms, loop: cfg.replay_loop, split: splitCapture },
-        clock: this.clock,
-        log: this.log,
-      });
-    this.health = new SourceHealth({
-      meterId: cfg.id,
-      bus,
+    ({
+      transport: this.transport,
+      health: this.health,
+      replay: this.replay,
+    } = livePort(cfg, bus, {
       clock: this.clock,
       log: this.log,
-      transport: this.transport,
+      transport: opts.transport,
+      serial: hanSerial(cfg),
+      split: splitCapture,
       frame: "frame",
-      timeoutS: this.replay ? 0 : cfg.timeout,
       statusEveryMs: opts.statusEveryMs,
-    });
+    }));
     this.share = ShareServer.of(cfg.share, this.log);
     this.transport.on("data", (chunk) => this.onData(chunk));
     this.transport.on("open", () => {
