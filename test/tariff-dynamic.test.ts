@@ -216,6 +216,23 @@ function expectedCost(priceOfQuarter: (q: number) => number): number {
   return cost;
 }
 
+/** The bridge's archive and tariffs on a manual clock at START, as App.start sets them up. */
+async function bridgeParts(cfg: ReturnType<typeof parseConfig>) {
+  const clock = new ManualClock(START);
+  const log = recordingLog();
+  const archive = new Archive(cfg.archive, { clock, log: log.log });
+  await archive.start();
+  const tariffs = new TariffService(cfg, { clock, log: log.log });
+  return { clock, log, archive, tariffs, feed: tariffs.feeds[0]?.feed as PriceFeed };
+}
+
+/** The calendar written, then the price sources followed and the quarter-hour round started. */
+async function startPricing(tariffs: TariffService, archive: Archive): Promise<void> {
+  tariffs.startCalendar(archive);
+  await tariffs.calendarDone;
+  tariffs.startPrices(archive);
+}
+
 /** One Amsterdam meter, `home`, whose tariff `dyn` takes its import price from `source`. */
 function dynamicConfig(path: string, source: Record<string, unknown>, more: Record<string, unknown>) {
   return parseConfig({
@@ -275,18 +292,11 @@ describe("the bridge with a dynamic tariff", () => {
       { mqtt: { topic: "prices/now", path: "{{ value_json.price }}" }, fallback: 0.5, stale_after_minutes: 75 },
       { mqtt: { url: broker.url, base_topic: "m2m" } },
     );
-    const clock = new ManualClock(START);
-    const log = recordingLog();
-    const archive = new Archive(cfg.archive, { clock, log: log.log });
-    await archive.start();
-    const tariffs = new TariffService(cfg, { clock, log: log.log });
-    const feed = tariffs.feeds[0]?.feed as PriceFeed;
+    const { clock, log, archive, tariffs, feed } = await bridgeParts(cfg);
     const mqtt = new MqttOutput(cfg.mqtt, cfg.meters, { clock, log: log.log });
     tariffs.followTopics(mqtt);
     await mqtt.start();
-    tariffs.startCalendar(archive);
-    await tariffs.calendarDone;
-    tariffs.startPrices(archive);
+    await startPricing(tariffs, archive);
     const pub: MqttClient = await connectAsync(broker.url);
     const send = async (price: number | string): Promise<void> => {
       const before = feed.lastPriceAt;
@@ -435,15 +445,8 @@ describe("the bridge with a dynamic tariff", () => {
       });
     // Only the first 4 hours of the day listed (up to 02:00 UTC); the state carries the price after that.
     ha.setState("sensor.nordpool_kwh_nl_eur_3_10_021", "0.17", { unit_of_measurement: "EUR/kWh", raw_today: raw(4) });
-    const clock = new ManualClock(START);
-    const log = recordingLog();
-    const archive = new Archive(cfg.archive, { clock, log: log.log });
-    await archive.start();
-    const tariffs = new TariffService(cfg, { clock, log: log.log });
-    const feed = tariffs.feeds[0]?.feed as PriceFeed;
-    tariffs.startCalendar(archive);
-    await tariffs.calendarDone;
-    tariffs.startPrices(archive);
+    const { clock, log, archive, tariffs, feed } = await bridgeParts(cfg);
+    await startPricing(tariffs, archive);
     try {
       await until(() => feed.lastPriceAt !== undefined, 5000, "the entity's state");
       const run = await drive(clock, tariffs, archive, async (m) => {
