@@ -21,6 +21,7 @@ import { benchEncrypted } from "./dsmr-encrypted.js";
 import { benchRaven } from "./raven.js";
 import { benchSmarthub } from "./smarthub.js";
 import { benchSmt } from "./smt.js";
+import { benchTariffs } from "./tariffs.js";
 
 const ROOT = join(import.meta.dirname, "..");
 const print = (label: string, value: string): void => console.log(`${label.padEnd(52)} ${value}`);
@@ -169,6 +170,7 @@ async function main(): Promise<void> {
   for (const [k, v] of Object.entries(await benchRaven())) print(`raven ${k}`, String(v));
   for (const [k, v] of Object.entries(await benchSmt())) print(`smt ${k}`, String(v));
   for (const [k, v] of Object.entries(await benchSmarthub())) print(`smarthub ${k}`, String(v));
+  for (const [k, v] of Object.entries(benchTariffs())) print(`tariffs ${k}`, v);
   const archive = await benchArchive();
   for (const [k, v] of Object.entries(archive)) print(`archive ${k}`, String(v));
   print("bench process peak RSS", `${(process.resourceUsage().maxRSS / 1024).toFixed(1)} MiB`);
