@@ -8,11 +8,19 @@ import type { MeterInfo, Reading } from "./model/types.js";
 import { describeHaUrl, HaClient } from "./outputs/statistics/ha.js";
 import { createSource } from "./sources/index.js";
 import { describeImapError, imapClient } from "./sources/smt/imap.js";
-import { listsOfAttributes, numberOf, PriceFeed, parsePath, readMessage, unitHint } from "./tariffs/dynamic.js";
-import { MAX_ENTITY_BYTES } from "./tariffs/price-sources.js";
+import {
+  implausible,
+  listsOfAttributes,
+  numberOf,
+  PriceFeed,
+  parsePath,
+  readMessage,
+  unitHint,
+} from "./tariffs/dynamic.js";
+import { MAX_ENTITY_BYTES, MAX_PRICE_MESSAGE_BYTES } from "./tariffs/price-sources.js";
 import { type DynamicPriceConfig, isDynamic } from "./tariffs/schema.js";
 import { systemClock } from "./util/clock.js";
-import { type Logger, oneLine, redact } from "./util/log.js";
+import { type Logger, oneLine, quote, redact } from "./util/log.js";
 
 /**
  * `meter2mqtt check`: the configuration, then every part of the set-up tried for real with a short timeout, one line
@@ -83,10 +91,9 @@ async function checkPrice(cfg: Config, key: string, p: DynamicPriceConfig, waitM
     const price = feed.convert(value);
     return `${price} per kWh${p.multiply !== 1 || p.add !== 0 ? " after multiply and add" : ""}`;
   };
+  // The live path's rule, naming the key to set.
   const tooBig = (value: number): string | undefined =>
-    Math.abs(feed.convert(value)) > 100
-      ? `${value} makes ${feed.convert(value)} per kWh, which is no price: for a price per MWh set ${key}.multiply: 0.001`
-      : undefined;
+    implausible(feed, value)?.replace("set multiply", `set ${key}.multiply`);
   if (p.entity) {
     const { url, token } = cfg.homeassistant;
     if (!url || !token)
@@ -116,7 +123,7 @@ async function checkPrice(cfg: Config, key: string, p: DynamicPriceConfig, waitM
       const unit = typeof state.a?.unit_of_measurement === "string" ? ` ${state.a.unit_of_measurement}` : "";
       const listed = slots.length > 0 ? `; ${slots.length} prices listed in its attributes` : "";
       if (value === undefined && slots.length === 0)
-        return { part, ok: false, detail: `${p.entity} is ${JSON.stringify(String(state.s))}, not a price` };
+        return { part, ok: false, detail: `${p.entity} is ${quote(String(state.s), 80)}, not a price` };
       const wrong = value === undefined ? undefined : tooBig(value);
       if (wrong) return { part, ok: false, detail: wrong };
       return {
@@ -145,8 +152,14 @@ async function checkPrice(cfg: Config, key: string, p: DynamicPriceConfig, waitM
         ok: false,
         detail: `nothing on ${topic} in ${ms / 1000} s: the fallback ${p.fallback} applies until a price comes (publish it retained to have it at once)`,
       };
-    const m = readMessage(payload.slice(0, 64 * 1024), p.mqtt?.path === undefined ? undefined : parsePath(p.mqtt.path));
-    if (m.kind === "none") return { part, ok: false, detail: `${m.why}: ${JSON.stringify(payload.slice(0, 80))}` };
+    if (payload.length > MAX_PRICE_MESSAGE_BYTES)
+      return {
+        part,
+        ok: false,
+        detail: `a message of ${payload.length} bytes on ${topic}: more than a price topic takes`,
+      };
+    const m = readMessage(payload, p.mqtt?.path === undefined ? undefined : parsePath(p.mqtt.path));
+    if (m.kind === "none") return { part, ok: false, detail: `${m.why}: ${quote(payload, 80)}` };
     if (m.kind === "list") return { part, ok: true, detail: `${topic} lists ${m.slots.length} prices` };
     const wrong = tooBig(m.value);
     return wrong

@@ -137,9 +137,14 @@ describe("a quarter hour's price", () => {
   });
 
   it("rejects configurations that cannot work, naming the key", () => {
-    const issue = (tariff: unknown): string => {
+    const ha = { url: "ws://homeassistant.local:8123/api/websocket", token: "a-token" };
+    const issue = (tariff: unknown, homeassistant: object = ha): string => {
       try {
-        parseConfig({ meters: [{ id: "home", type: "dsmr", port: "/dev/ttyUSB0" }], tariffs: { t: tariff } });
+        parseConfig({
+          homeassistant,
+          meters: [{ id: "home", type: "dsmr", port: "/dev/ttyUSB0" }],
+          tariffs: { t: tariff },
+        });
         return "";
       } catch (err) {
         return (err as Error).message;
@@ -162,6 +167,33 @@ describe("a quarter hour's price", () => {
       "tariffs.t.import: fallback: Invalid input: expected number",
     );
     expect(issue({ ...base, type: "dynamic", import: { entity: "sensor.x", fallback: 0.3 }, export: 0.05 })).toBe("");
+    // An entity without a way to reach Home Assistant, and a path that is no path, are refused at start.
+    expect(issue({ ...base, type: "dynamic", import: { entity: "sensor.x", fallback: 0.3 } }, {})).toContain(
+      "tariffs.t.import.entity: a price from Home Assistant needs homeassistant.url and homeassistant.token",
+    );
+    expect(
+      issue({ ...base, type: "dynamic", import: { mqtt: { topic: "p", path: "price | float" }, fallback: 0.3 } }),
+    ).toContain("tariffs.t.import.mqtt.path: expected a path like price");
+  });
+
+  it("keeps the newest price however many messages came since, and forgets what no quarter needs", () => {
+    let now = T;
+    const feed = new PriceFeed(DynamicPriceSchema.parse({ entity: "sensor.p", fallback: 0.5 }), () => now);
+    feed.offer(0.2);
+    feed.hold(true);
+    // Four days of attribute changes every 10 s that carry no new price (34,560 messages).
+    for (let i = 0; i < 34_560; i++) {
+      now += 10_000;
+      feed.heard();
+    }
+    expect(feed.lastPriceAt).toBe(T);
+    expect(feed.price(now)).toEqual({
+      start: Math.floor(now / QUARTER) * QUARTER,
+      price: 0.2,
+      origin: "home_assistant",
+    });
+    const history = (feed as unknown as { history: unknown[] }).history;
+    expect(history.length).toBeLessThanOrEqual(20_000);
   });
 });
 

@@ -551,7 +551,7 @@ export const ConfigSchema = z
         ctx.addIssue({ code: "custom", path: ["peak_guard", i, "meter"], message: "meter listed twice" });
       guarded.add(g.meter);
     });
-    checkTariffs(cfg.tariffs, cfg.meters, ctx);
+    checkTariffs(cfg.tariffs, cfg.meters, ctx, cfg.homeassistant);
   });
 
 export type Config = z.output<typeof ConfigSchema>;

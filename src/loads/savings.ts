@@ -67,6 +67,8 @@ export class PeakSavings {
   /** Loads counted as held back in the current quarter-hour. */
   private held = new Set<string>();
   private last?: { time: number; netW: number; loads: SavingsSample["loads"] };
+  /** The month of the latest time asked about, with what follows from it: asked with every reading. */
+  private calendar?: { start: number; end: number; month: string; since: string; kwValue: number };
 
   constructor(
     private readonly cfg: CapacityConfig,
@@ -90,23 +92,39 @@ export class PeakSavings {
     this.enterQuarter(quarterOf(s.time), last?.loads ?? []);
     for (const l of s.loads) if (!l.on && l.reason === "peak_guard") this.held.add(l.id);
     if (s.projectedW !== undefined && Number.isFinite(s.projectedW)) this.quarterW = s.projectedW;
-    if (s.monthPeakW !== undefined && Number.isFinite(s.monthPeakW) && monthKey(s.time, this.zone) === this.month)
+    if (s.monthPeakW !== undefined && Number.isFinite(s.monthPeakW) && this.monthAt(s.time).month === this.month)
       this.peakW = Math.max(this.peakW, s.monthPeakW);
     this.last = { time: s.time, netW: s.netW, loads: s.loads };
   }
 
   /** The money saved this month (at `now`), rounded to cents; 0 in a month not yet seen. */
   savedMonth(now: number): number {
-    const month = monthKey(now, this.zone);
-    if (month !== this.month) return 0;
+    const m = this.monthAt(now);
+    if (m.month !== this.month) return 0;
     const min = this.cfg.minimum_kw * 1000;
     const kw = (Math.max(min, this.peakW, this.wouldW) - Math.max(min, this.peakW)) / 1000;
-    return Math.round(kw * peakKwValue(this.cfg, this.zone, month) * 100) / 100;
+    return Math.round(kw * m.kwValue * 100) / 100;
   }
 
   /** The start of the month the saving is counted for (HA's last_reset). */
   since(now: number): string {
-    return new Date(monthBounds(monthKey(now, this.zone), this.zone).start).toISOString();
+    return this.monthAt(now).since;
+  }
+
+  /** The month `t` is in, worked out (with luxon) only when `t` leaves the month asked about last. */
+  private monthAt(t: number): { month: string; since: string; kwValue: number } {
+    const c = this.calendar;
+    if (c && t >= c.start && t < c.end) return c;
+    const month = monthKey(t, this.zone);
+    const { start, end } = monthBounds(month, this.zone);
+    this.calendar = {
+      start,
+      end,
+      month,
+      since: new Date(start).toISOString(),
+      kwValue: peakKwValue(this.cfg, this.zone, month),
+    };
+    return this.calendar;
   }
 
   /** Moves to quarter-hour `q`, closing the one before; loads the guard held at the boundary carry on. */
@@ -117,7 +135,7 @@ export class PeakSavings {
     this.extraWms = 0;
     this.quarterW = undefined;
     this.held = new Set(atBoundary.filter((l) => !l.on && l.reason === "peak_guard").map((l) => l.id));
-    const month = monthKey(q, this.zone);
+    const { month } = this.monthAt(q);
     if (month !== this.month) {
       this.month = month;
       this.peakW = 0;

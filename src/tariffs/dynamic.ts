@@ -44,8 +44,12 @@ const MAX_HISTORY = 20_000;
 
 export class PriceFeed {
   readonly origin: Exclude<PriceOrigin, "fallback">;
-  /** What the source said and when, oldest first: single prices, and (price undefined) lists and repeats. */
+  /**
+   * What the source said and when, oldest first: single prices, and (price undefined) lists and repeats; the last
+   * 3 days at most. The newest price is also kept on its own, however old.
+   */
   private readonly history: { at: number; price?: number }[] = [];
+  private newest?: { at: number; price: number };
   private readonly listed = new Map<number, number>();
   private readonly settledQuarters = new Map<number, SettledPrice>();
   /**
@@ -69,7 +73,9 @@ export class PriceFeed {
 
   /** A single price, valid from now on (the quarter hour under way included, unless already settled). */
   offer(value: number, at = this.now()): void {
-    this.remember({ at, price: this.convert(value) });
+    const entry = { at, price: this.convert(value) };
+    this.newest = entry;
+    this.remember(entry);
   }
 
   /** Prices of slots (whole quarter hours); returns how many quarter hours they priced. */
@@ -106,11 +112,7 @@ export class PriceFeed {
 
   /** When the source last gave a price (UTC ms), or undefined. */
   get lastPriceAt(): number | undefined {
-    for (let i = this.history.length - 1; i >= 0; i--) {
-      const h = this.history[i] as { at: number; price?: number };
-      if (h.price !== undefined) return h.at;
-    }
-    return undefined;
+    return this.newest?.at;
   }
 
   /** The price of the quarter hour `ms` is in, as things stand now; settles the quarter if it has ended. */
@@ -140,22 +142,14 @@ export class PriceFeed {
   private remember(entry: { at: number; price?: number }): void {
     const h = this.history;
     h.push(entry);
-    // Older messages matter only for quarters not yet settled: the last 3 days, and the newest price whatever its age.
-    if (h.length > MAX_HISTORY || (h[0] as { at: number }).at < entry.at - KEEP_SETTLED_MS) {
-      const keepFrom = entry.at - KEEP_SETTLED_MS;
-      let lastPrice = -1;
-      for (let i = h.length - 1; i >= 0; i--)
-        if ((h[i] as { price?: number }).price !== undefined) {
-          lastPrice = i;
-          break;
-        }
-      let cut = 0;
-      while (cut < h.length - 1 && ((h[cut] as { at: number }).at < keepFrom || h.length - cut > MAX_HISTORY)) cut++;
-      if (lastPrice >= 0 && lastPrice < cut) {
-        const kept = h[lastPrice] as { at: number; price?: number };
-        h.splice(0, cut, kept);
-      } else h.splice(0, cut);
-    }
+    // Older messages matter only for quarters not yet settled: the last 3 days, at most MAX_HISTORY messages. Over
+    // the limit half of it goes at once, so that a chatty source does not pay for a cut with every message.
+    const keepFrom = entry.at - KEEP_SETTLED_MS;
+    if (h.length <= MAX_HISTORY && (h[0] as { at: number }).at >= keepFrom) return;
+    const atLeast = h.length > MAX_HISTORY ? h.length - MAX_HISTORY / 2 : 0;
+    let cut = 0;
+    while (cut < h.length - 1 && ((h[cut] as { at: number }).at < keepFrom || cut < atLeast)) cut++;
+    h.splice(0, cut);
   }
 
   /**
@@ -165,14 +159,17 @@ export class PriceFeed {
   private judgeSingle(before: number, at: number): number | undefined {
     let price: number | undefined;
     let heard: number | undefined;
-    for (let i = this.history.length - 1; i >= 0; i--) {
+    for (let i = this.history.length - 1; i >= 0 && price === undefined; i--) {
       const h = this.history[i] as { at: number; price?: number };
       if (h.at >= before) continue;
       heard ??= h.at;
-      if (h.price !== undefined) {
-        price = h.price;
-        break;
-      }
+      price = h.price;
+    }
+    // Older than all that is kept: the newest price, when it came before `before`.
+    const n = this.newest;
+    if (price === undefined && n && n.at < before) {
+      price = n.price;
+      heard ??= n.at;
     }
     if (price === undefined || heard === undefined) return undefined;
     const fresh = Math.max(heard, Math.min(this.heldUntil, at));
@@ -333,6 +330,17 @@ export function unitHint(unit: unknown, multiply: number): string | undefined {
   if (/^(c|ct|cents?|øre|öre|ore|p|pence)\s*\/\s*kWh$/i.test(unit))
     return `its unit is ${unit}: set multiply: 0.01 for a price per kWh in the currency`;
   return undefined;
+}
+
+/** A price per kWh beyond ±this is a unit mistake (per MWh without `multiply: 0.001`), not a price. */
+const MAX_PRICE = 100;
+
+/** Why a source's number cannot be a price once converted, or undefined when it can. */
+export function implausible(feed: PriceFeed, value: number): string | undefined {
+  const p = feed.convert(value);
+  return Math.abs(p) <= MAX_PRICE
+    ? undefined
+    : `${value} makes ${p} per kWh, which is no price: if the source gives prices per MWh, set multiply: 0.001`;
 }
 
 /** Attributes where price integrations keep the day's prices, looked for when `attribute` is not set. */

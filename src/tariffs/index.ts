@@ -142,29 +142,27 @@ export class TariffService {
     const ha = this.config.homeassistant;
     for (const d of this.dynamic) {
       const entity = d.feed.config.entity;
-      if (!entity) continue;
-      if (!ha.url || !ha.token) {
-        this.log.error(
-          `tariff ${d.tariff}: the ${d.direction} price comes from ${entity}, but homeassistant.url and homeassistant.token are not set; the fallback price applies`,
-        );
-        continue;
-      }
+      // The schema takes an entity only with homeassistant.url and homeassistant.token.
+      if (!entity || !ha.url || !ha.token) continue;
       const source = new EntityPriceSource(d.feed, entity, { url: ha.url, token: ha.token }, this.log, connect, () =>
         this.clock.now(),
       );
       this.entities.push(source);
       source.start();
     }
+    // A moment after each quarter hour: a price sent on the hour has come by then.
+    const next = (): void => {
+      const now = this.clock.now();
+      this.priceTimer = this.clock.setTimeout(round, QUARTER - (now % QUARTER) + 2000);
+    };
     const round = (): void => {
       if (this.stopped) return;
       void this.settle(archive);
-      const now = this.clock.now();
-      // A moment after each quarter hour: a price sent on the hour has come by then.
-      this.priceTimer = this.clock.setTimeout(round, QUARTER - (now % QUARTER) + 2000);
+      next();
     };
     const now = this.clock.now();
     for (const d of this.dynamic) d.settledUpTo = Math.floor(now / QUARTER) * QUARTER - QUARTER;
-    this.priceTimer = this.clock.setTimeout(round, QUARTER - (now % QUARTER) + 2000);
+    next();
   }
 
   /** Settles the quarter hours that have ended, writes them to the archive, and says when a source goes quiet. */

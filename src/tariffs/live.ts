@@ -8,7 +8,7 @@
  */
 import type Database from "better-sqlite3";
 import type { Reading } from "../model/types.js";
-import { QUARTER_MS, type Tariff } from "./tariff.js";
+import { forEachQuarter, type Tariff } from "./tariff.js";
 
 const IMPORT = ["energy_import_kwh", "energy_import_estimated_kwh"] as const;
 const EXPORT = ["energy_export_kwh", "energy_export_estimated_kwh"] as const;
@@ -79,10 +79,11 @@ export class MeterCost {
       currency: this.tariff.currency,
     };
     if (this.tariff.pricesExport) out.cost_export_total = round6(st.exportCost);
-    if (num(v.price_per_kwh) === undefined) out.price_per_kwh = this.tariff.price("import", r.time);
     const feed = this.tariff.feed("import");
-    if (feed) {
-      out.price_source = feed.price(r.time).origin;
+    const now = feed?.price(r.time);
+    if (num(v.price_per_kwh) === undefined) out.price_per_kwh = now?.price ?? this.tariff.price("import", r.time);
+    if (feed && now) {
+      out.price_source = now.origin;
       const at = feed.lastPriceAt;
       if (at !== undefined) out.price_updated_at = new Date(at).toISOString();
     }
@@ -95,30 +96,15 @@ export class MeterCost {
    */
   private spread(dImp: number, dExp: number, from: number, to: number): void {
     if (dImp === 0 && dExp === 0) return;
-    if (!(to > from)) {
-      this.put(Math.floor(to / QUARTER_MS) * QUARTER_MS, dImp, dExp);
-      return;
-    }
-    let t = from;
-    while (t < to) {
-      const start = Math.floor(t / QUARTER_MS) * QUARTER_MS;
-      const end = Math.min(to, start + QUARTER_MS);
-      const f = (end - t) / (to - from);
-      this.put(start, dImp * f, dExp * f);
-      t = end;
-    }
+    forEachQuarter(from, to, (start, share) => this.put(start, dImp * share, dExp * share));
   }
 
+  /** Adds energy to a quarter: never one before the open quarter, as readings are priced only going forward. */
   private put(start: number, importKwh: number, exportKwh: number): void {
     const o = this.open;
     if (o && o.start === start) {
       o.importKwh += importKwh;
       o.exportKwh += exportKwh;
-      return;
-    }
-    if (o && start < o.start) {
-      this.closed.import += importKwh * this.tariff.settledPrice("import", start);
-      this.closed.export += exportKwh * this.tariff.settledPrice("export", start);
       return;
     }
     if (o) {

@@ -5,15 +5,21 @@
  * in a while, quoted and cut short.
  */
 import { describeHaUrl, type HaClient, type HaError } from "../outputs/statistics/ha.js";
-import type { Logger } from "../util/log.js";
-import { listsOfAttributes, numberOf, type PriceFeed, parsePath, readMessage, unitHint } from "./dynamic.js";
+import { type Logger, LogLimiter, quote } from "../util/log.js";
+import {
+  implausible,
+  listsOfAttributes,
+  numberOf,
+  type PriceFeed,
+  parsePath,
+  readMessage,
+  unitHint,
+} from "./dynamic.js";
 
 /** A price message: a number, or JSON with a day or two of prices (a few hundred entries). */
 export const MAX_PRICE_MESSAGE_BYTES = 64 * 1024;
 /** An entity's state with its attributes: a few days of quarter-hour prices and their metadata. */
 export const MAX_ENTITY_BYTES = 1024 * 1024;
-/** A price per kWh outside ±this is a unit mistake (per MWh without `multiply: 0.001`), not a price. */
-const MAX_PRICE = 100;
 const WARN_EVERY_MS = 3_600_000;
 const RETRY_MIN_MS = 5_000;
 const RETRY_MAX_MS = 300_000;
@@ -27,35 +33,14 @@ export interface PriceTopicBroker {
   ): () => void;
 }
 
-/** A message quoted for a log line: escaped, and at most 80 characters of it. */
-export function quote(text: string): string {
-  return JSON.stringify(text.length > 80 ? `${text.slice(0, 80)}…` : text);
-}
+/** One warning an hour per kind of trouble: the log stays readable when a source keeps sending the same thing. */
+const limiter = (log: Logger, now: () => number): LogLimiter => new LogLimiter(log, WARN_EVERY_MS, now);
 
-/** Warns at most once an hour per kind of trouble. */
-class Warner {
-  private readonly last = new Map<string, number>();
-  constructor(
-    private readonly log: Logger,
-    private readonly now: () => number,
-  ) {}
-  warn(key: string, message: string): void {
-    const t = this.now();
-    if (t - (this.last.get(key) ?? Number.NEGATIVE_INFINITY) < WARN_EVERY_MS) return;
-    this.last.set(key, t);
-    this.log.warn(message);
-  }
-}
-
-/** Checks a converted price; a message of the wrong unit gives one clear warning. */
-function plausible(feed: PriceFeed, value: number, where: string, warner: Warner): boolean {
-  const p = feed.convert(value);
-  if (Math.abs(p) <= MAX_PRICE) return true;
-  warner.warn(
-    "range",
-    `${where}: ${value} makes ${p} per kWh, which is no price: if the source gives prices per MWh, set multiply: 0.001`,
-  );
-  return false;
+/** A source's number as a price, or a warning (once an hour) and nothing. */
+function plausible(feed: PriceFeed, value: number, where: string, warner: LogLimiter): boolean {
+  const why = implausible(feed, value);
+  if (why) warner.warn("range", `${where}: ${why}`);
+  return why === undefined;
 }
 
 /** Follows a price topic; returns the function that ends it. */
@@ -68,13 +53,12 @@ export function followPriceTopic(
   now: () => number,
 ): () => void {
   const where = `price topic ${topic}`;
+  // The schema took only paths that parse.
   const parsed = path === undefined ? undefined : parsePath(path);
-  const warner = new Warner(log, now);
-  if (path !== undefined && !parsed) log.error(`${where}: the path ${quote(path)} cannot be read; no price is taken`);
+  const warner = limiter(log, now);
   return broker.subscribe(
     topic,
     (payload) => {
-      if (path !== undefined && !parsed) return;
       const m = readMessage(payload, parsed);
       if (m.kind === "price") {
         if (plausible(feed, m.value, where, warner)) feed.offer(m.value);
@@ -82,7 +66,7 @@ export function followPriceTopic(
         const ok = m.slots.filter((s) => plausible(feed, s.value, where, warner));
         feed.offerList(ok);
         if (m.bad > 0) warner.warn("list", `${where}: ${m.bad} entr(ies) of a price list could not be read`);
-      } else warner.warn("none", `${where}: ${m.why}: ${quote(payload)}`);
+      } else warner.warn("none", `${where}: ${m.why}: ${quote(payload, 80)}`);
     },
     { maxBytes: MAX_PRICE_MESSAGE_BYTES },
   );
@@ -106,7 +90,7 @@ export class EntityPriceSource {
   private delay = RETRY_MIN_MS;
   private stopped = false;
   private state?: { s: unknown; a: Record<string, unknown> };
-  private readonly warner: Warner;
+  private readonly warner: LogLimiter;
   private connectedOnce = false;
   private down = false;
 
@@ -118,7 +102,7 @@ export class EntityPriceSource {
     private readonly connect: (url: string, token: string, opts: { maxPayload: number }) => Promise<HaClient>,
     now: () => number,
   ) {
-    this.warner = new Warner(log, now);
+    this.warner = limiter(log, now);
   }
 
   start(): void {
@@ -203,7 +187,7 @@ export class EntityPriceSource {
   }
 
   private apply(state: { s: unknown; a: Record<string, unknown> }): void {
-    const where = `${this.entity}`;
+    const where = this.entity;
     const hint = unitHint(state.a.unit_of_measurement, this.feed.config.multiply);
     if (hint) {
       // A thousand times the price would make every cost wrong: better the fallback and a clear word.
@@ -216,12 +200,15 @@ export class EntityPriceSource {
     );
     if (slots.length > 0) this.feed.offerList(slots);
     else if (this.feed.config.attribute !== undefined)
-      this.warner.warn("attribute", `${where}: no price list in its attribute ${quote(this.feed.config.attribute)}`);
+      this.warner.warn(
+        "attribute",
+        `${where}: no price list in its attribute ${quote(this.feed.config.attribute, 80)}`,
+      );
     const value = numberOf(state.s);
     if (value === undefined) {
       // unavailable, unknown: the integration has no price now; the last one holds until it is stale.
       this.feed.hold(false);
-      this.warner.warn("state", `${where} is ${quote(String(state.s))}, not a price`);
+      this.warner.warn("state", `${where} is ${quote(String(state.s), 80)}, not a price`);
       return;
     }
     if (!plausible(this.feed, value, where, this.warner)) return;

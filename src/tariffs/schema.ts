@@ -1,5 +1,6 @@
 import { IANAZone } from "luxon";
 import { z } from "zod";
+import { parsePath } from "./dynamic.js";
 
 /**
  * Tariffs in the configuration: a top-level map of named tariffs, each naming the meters it prices. Kept out of the
@@ -84,6 +85,9 @@ export const DynamicPriceSchema = z
         path: z
           .string()
           .max(200)
+          .refine((p) => parsePath(p) !== undefined, {
+            message: 'expected a path like price, data.current.total, prices[0].value or "{{ value_json.price }}"',
+          })
           .optional()
           .describe(
             'Where the price is in a JSON message, e.g. "price", "data.current.total" or "{{ value_json.price }}"; a list of {start, price} there is read as the prices of the coming hours.',
@@ -237,6 +241,7 @@ export function checkTariffs(
   tariffs: Record<string, TariffConfig>,
   meters: readonly { id: string }[],
   ctx: Pick<Ctx, "addIssue">,
+  homeassistant: { url?: string; token?: string } = {},
 ): void {
   const ids = meters.map((m) => m.id);
   const priced = new Map<string, string>();
@@ -256,6 +261,12 @@ export function checkTariffs(
           code: "custom",
           path: ["tariffs", name, dir],
           message: "a price source needs `type: dynamic` on the tariff",
+        });
+      if (t.type === "dynamic" && isDynamic(p) && p.entity && !(homeassistant.url && homeassistant.token))
+        ctx.addIssue({
+          code: "custom",
+          path: ["tariffs", name, dir, "entity"],
+          message: "a price from Home Assistant needs homeassistant.url and homeassistant.token (the app sets both)",
         });
       if (dir === "import" && t.type === "dynamic" && !isDynamic(p))
         ctx.addIssue({

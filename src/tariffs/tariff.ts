@@ -90,16 +90,12 @@ export class Tariff {
   }
 
   /** What `kwh` used evenly between `from` and `to` costs; with no time between, at the price at `to`. */
-  energyCost(direction: "import" | "export", kwh: number, from: number, to: number): number {
+  energyCost(direction: Direction, kwh: number, from: number, to: number): number {
     if (kwh === 0) return 0;
-    if (!(to > from)) return kwh * this.price(direction, to);
     let cost = 0;
-    let t = from;
-    while (t < to) {
-      const end = Math.min(to, (Math.floor(t / QUARTER_MS) + 1) * QUARTER_MS);
-      cost += ((end - t) / (to - from)) * this.price(direction, t);
-      t = end;
-    }
+    forEachQuarter(from, to, (start, share) => {
+      cost += share * this.price(direction, start);
+    });
     return kwh * cost;
   }
 
@@ -117,6 +113,23 @@ export class Tariff {
       t = stop;
     }
     return this.dailyCharge * share;
+  }
+}
+
+/**
+ * Energy used evenly between two instants, quarter hour by quarter hour: `each` gets the start of every quarter the
+ * time touches and the share of the time in it; with no time between, the quarter of `to` and share 1.
+ */
+export function forEachQuarter(from: number, to: number, each: (start: number, share: number) => void): void {
+  if (!(to > from)) {
+    each(Math.floor(to / QUARTER_MS) * QUARTER_MS, 1);
+    return;
+  }
+  for (let t = from; t < to; ) {
+    const start = Math.floor(t / QUARTER_MS) * QUARTER_MS;
+    const end = Math.min(to, start + QUARTER_MS);
+    each(start, (end - t) / (to - from));
+    t = end;
   }
 }
 

@@ -110,16 +110,7 @@ export class HaClient {
 
   /** Sends one command and resolves with its `result`, or rejects with HA's error. */
   command<T = unknown>(message: Record<string, unknown>): Promise<T> {
-    if (this.closedWith) return Promise.reject(this.closedWith);
-    const id = this.nextId++;
-    return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.waiters.delete(id);
-        reject(new HaError(`Home Assistant did not answer ${String(message.type)} in time`, "timeout"));
-      }, this.timeoutMs);
-      this.waiters.set(id, { resolve: resolve as (v: unknown) => void, reject, timer });
-      this.socket.send(JSON.stringify({ id, ...message }));
-    });
+    return this.send<T>(message);
   }
 
   /**
@@ -127,14 +118,27 @@ export class HaClient {
    * its events then goes to `onEvent` until the connection ends.
    */
   async subscribe(message: Record<string, unknown>, onEvent: (event: unknown) => void): Promise<void> {
-    const id = this.nextId;
-    this.subscriptions.set(id, onEvent);
-    try {
-      await this.command(message);
-    } catch (err) {
-      this.subscriptions.delete(id);
-      throw err;
-    }
+    await this.send(message, onEvent);
+  }
+
+  /** One command under a new id; with `onEvent`, the events HA sends under that id go there (kept on success only). */
+  private send<T>(message: Record<string, unknown>, onEvent?: (event: unknown) => void): Promise<T> {
+    if (this.closedWith) return Promise.reject(this.closedWith);
+    const id = this.nextId++;
+    // Registered before sending: HA sends a subscription's first event right after its result.
+    if (onEvent) this.subscriptions.set(id, onEvent);
+    return new Promise<T>((resolve, reject) => {
+      const fail = (err: Error): void => {
+        this.subscriptions.delete(id);
+        reject(err);
+      };
+      const timer = setTimeout(() => {
+        this.waiters.delete(id);
+        fail(new HaError(`Home Assistant did not answer ${String(message.type)} in time`, "timeout"));
+      }, this.timeoutMs);
+      this.waiters.set(id, { resolve: resolve as (v: unknown) => void, reject: fail, timer });
+      this.socket.send(JSON.stringify({ id, ...message }));
+    });
   }
 
   /** Called once when the connection ends, for whatever reason (HA restarting, the network, close()). */
