@@ -131,6 +131,22 @@ describe("a mangled telegram never gives a wrong reading", () => {
   });
 });
 
+describe("a damaged telegram whose CRC still matches", () => {
+  it("is refused when a line is no data object (the one in 65,536 a CRC lets through)", () => {
+    // Found by the property above: nine bytes of the DSMR 5 telegram repeated in the middle of a line, which by
+    // chance leaves the CRC as it was.
+    const at = 479;
+    const t = Buffer.concat([nl.subarray(0, at + 9), nl.subarray(at)]);
+    expect(t.toString("latin1")).toContain("1-0:72.36.-0:72.36.0(00000)");
+    const r = decodeTelegram(t);
+    expect(r).toEqual({
+      ok: false,
+      reason: 'a line that is no data object despite a matching CRC: "1-0:72.36.-0:72.36.0(00000)"',
+    });
+    expect(readings(read(t))).toEqual([]);
+  });
+});
+
 describe("a good telegram is never lost to what came before it", () => {
   it("after any garbage, or any cut piece of another telegram, with no line end between", () => {
     const prefix = fc.oneof(
