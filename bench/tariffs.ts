@@ -13,6 +13,7 @@ function config(tariff: Record<string, unknown>, meters = 1) {
   const ids = Array.from({ length: meters }, (_, i) => `m${i}`);
   return parseConfig({
     archive: { enabled: false },
+    homeassistant: { url: "ws://127.0.0.1:1/api/websocket", token: "bench" },
     meters: ids.map((id) => ({ id, type: "dsmr", port: "/dev/null", timezone: "Europe/Amsterdam" })),
     tariffs: { t: { meters: ids, currency: "EUR", ...tariff } },
   });
